@@ -1,0 +1,359 @@
+r"""AdamO: AdamW with Overshoot, with the memory of torch's AdamW.
+
+The parameters hold θ′_t = θ_t − k_t m_t / d_t with k_t = η_{t−1} γ_{t−1} / c1_{t−1}, where θ is
+what the base AdamW (decoupled weight decay λ at the base weights) would hold, c1_t = 1 − β1^t and
+d_t = sqrt(v_t / c2_t) + ε. Eliminating θ_t and m_t from the AdamW step, with g taken at θ′_t:
+
+    m  ← β1 m + (1 − β1) g
+    v  ← β2 v + (1 − β2) g²
+    θ′ ← θ′ (1 − η λ)
+    θ′ ← θ′ − [ (k′ (1 − β1) / β1) g + (η / c1 + η γ_t / c1 − k′ / β1) m ] / d
+    with k′ = (1 − η λ) k_t
+
+The one approximation is d_t ≈ d_{t+1} (the denominator changes a little between steps); the
+learning rate, the bias correction and the weight decay are exact, also under schedules, because
+η and γ of the last step are kept in the state. ``Overshoot(torch.optim.AdamW(...))`` is the exact
+form. γ = 0 is torch ``AdamW`` bit for bit on CPU.
+
+Overshoot delay (reference behaviour): the factor in force after step t is
+γ_t = clamp(t − delay, 0, γ): zero for ``overshoot_delay`` steps, then +1 per step up to γ.
+``overshoot_delay=None`` applies γ from the first step, as the exact wrapper does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.sgdo import _use_foreach
+
+__all__ = ["AdamO", "adamo", "overshoot_at_step"]
+
+
+def overshoot_at_step(step: int, overshoot: float, delay: int | None) -> float:
+    """The overshoot factor in force after ``step`` updates (0 before the first)."""
+    if step <= 0:
+        return 0.0
+    if delay is None:
+        return float(overshoot)
+    return float(min(max(step - delay, 0), overshoot))
+
+
+def _coefficients(
+    step: int,
+    prev: tuple[float, float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    overshoot: float,
+    weight_decay: float,
+) -> tuple[float, float, float]:
+    """Return (cm, cg, sqrt(c2)): the update is θ′ −= (cm m + cg g) / d."""
+    lr_prev, overshoot_prev = prev
+    c1 = 1 - beta1**step
+    k_old = 0.0
+    if overshoot_prev != 0.0:
+        k_old = (1 - lr * weight_decay) * lr_prev * overshoot_prev / (1 - beta1 ** (step - 1))
+    step_size = lr / c1
+    cm = step_size + lr * overshoot / c1 - k_old / beta1
+    cg = k_old * (1 - beta1) / beta1
+    return cm, cg, (1 - beta2**step) ** 0.5
+
+
+def _single_tensor_adamo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor | None],
+    steps: list[int],
+    prevs: list[tuple[float, float]],
+    overshoots: list[float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        exp_avg, exp_avg_sq, max_sq = exp_avgs[i], exp_avg_sqs[i], max_exp_avg_sqs[i]
+        cm, cg, c2_sqrt = _coefficients(
+            steps[i],
+            prevs[i],
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            overshoot=overshoots[i],
+            weight_decay=weight_decay,
+        )
+        if weight_decay != 0.0:
+            param.mul_(1 - lr * weight_decay)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        if max_sq is not None:
+            torch.maximum(max_sq, exp_avg_sq, out=max_sq)
+            exp_avg_sq = max_sq
+        if cg == 0.0:
+            denom = (exp_avg_sq.sqrt() / c2_sqrt).add_(eps)
+            param.addcdiv_(exp_avg, denom, value=-cm)
+        else:
+            # sqrt(v)/s + ε = (sqrt(v) + ε s)/s: one pass fewer, which pays for the extra term.
+            denom = exp_avg_sq.sqrt().add_(eps * c2_sqrt)
+            num, scale = _combine(exp_avg, grad, cm, cg)
+            param.addcdiv_(num, denom, value=-scale * c2_sqrt)
+
+
+def _combine(m: Tensor, g: Tensor, cm: float, cg: float) -> tuple[Tensor, float]:
+    """cm·m + cg·g as scale·(one tensor), dividing by the larger coefficient for stability."""
+    if abs(cm) >= abs(cg):
+        return m.add(g, alpha=cg / cm), cm
+    return g.add(m, alpha=cm / cg), cg
+
+
+def _multi_tensor_adamo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor | None],
+    steps: list[int],
+    prevs: list[tuple[float, float]],
+    overshoots: list[float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for i, p in enumerate(params):
+        key = (p.device, p.dtype, steps[i], prevs[i], overshoots[i])
+        buckets.setdefault(key, []).append(i)
+    for (_, _, step, prev, overshoot), idx in buckets.items():
+        cm, cg, c2_sqrt = _coefficients(
+            step,
+            prev,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            overshoot=overshoot,
+            weight_decay=weight_decay,
+        )
+        ps = [params[i] for i in idx]
+        gs = [grads[i] for i in idx]
+        if maximize:
+            gs = list(torch._foreach_neg(gs))
+        ms = [exp_avgs[i] for i in idx]
+        vs = [exp_avg_sqs[i] for i in idx]
+        if weight_decay != 0.0:
+            torch._foreach_mul_(ps, 1 - lr * weight_decay)
+        torch._foreach_lerp_(ms, gs, 1 - beta1)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, gs, gs, value=1 - beta2)
+        maxes = [max_exp_avg_sqs[i] for i in idx]
+        if all(m is not None for m in maxes):
+            vmax = [m for m in maxes if m is not None]
+            torch._foreach_maximum_(vmax, vs)
+            vs = vmax
+        denom = list(torch._foreach_sqrt(vs))
+        if cg == 0.0:
+            torch._foreach_div_(denom, c2_sqrt)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(ps, ms, denom, value=-cm)
+        else:
+            torch._foreach_add_(denom, eps * c2_sqrt)
+            if abs(cm) >= abs(cg):
+                num, scale = torch._foreach_add(ms, gs, alpha=cg / cm), cm
+            else:
+                num, scale = torch._foreach_add(gs, ms, alpha=cm / cg), cg
+            torch._foreach_addcdiv_(ps, num, denom, value=-scale * c2_sqrt)
+
+
+def adamo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor | None],
+    steps: list[int],
+    prevs: list[tuple[float, float]],
+    overshoots: list[float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool = False,
+    foreach: bool = False,
+) -> None:
+    """Functional AdamO step.
+
+    ``steps`` are the step counts after this update (1-based), ``prevs`` (η, γ) of each
+    parameter's previous step and ``overshoots`` the factor γ_t in force after this one.
+    Never writes the gradients.
+    """
+    fn = _multi_tensor_adamo if foreach else _single_tensor_adamo
+    fn(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        steps,
+        prevs,
+        overshoots,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+class AdamO(OvershootOptimizer):
+    """AdamW whose gradients are taken γ× further along the last update (approximate form).
+
+    Same tensor state as torch ``AdamW``. The parameters hold the overshot weights θ′; use
+    ``move_to_base()`` / ``base_weights()`` to evaluate at θ. Differs from the exact
+    ``Overshoot(AdamW)`` only through the change of Adam's denominator between two steps.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        overshoot: float = 5.0,
+        overshoot_delay: int | None = 50,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        amsgrad: bool = False,
+    ) -> None:
+        _check_adam_hparams(lr, betas, eps, weight_decay, overshoot, overshoot_delay)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            overshoot=overshoot,
+            overshoot_delay=overshoot_delay,
+            foreach=foreach,
+            maximize=maximize,
+            amsgrad=amsgrad,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one AdamO step with the gradients currently in ``p.grad`` (taken at θ′)."""
+        self._check_can_step()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            _check_adam_hparams(
+                group["lr"],
+                group["betas"],
+                group["eps"],
+                group["weight_decay"],
+                group["overshoot"],
+                group["overshoot_delay"],
+            )
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            lr = float(group["lr"])
+            states = [self._state_for(p, group["amsgrad"]) for p in params]
+            steps = [s["step"] + 1 for s in states]
+            overshoots = [
+                overshoot_at_step(t, group["overshoot"], group["overshoot_delay"]) for t in steps
+            ]
+            adamo(
+                params,
+                [p.grad for p in params],
+                [s["exp_avg"] for s in states],
+                [s["exp_avg_sq"] for s in states],
+                [s.get("max_exp_avg_sq") for s in states],
+                steps,
+                [(s["lr_prev"], s["overshoot_prev"]) for s in states],
+                overshoots,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+                foreach=_use_foreach(group["foreach"], params),
+            )
+            for s, t, gamma in zip(states, steps, overshoots, strict=True):
+                s["step"] = t
+                s["lr_prev"] = lr
+                s["overshoot_prev"] = gamma
+        return loss
+
+    def _state_for(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
+        state: dict[str, Any] = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["lr_prev"] = 0.0
+            state["overshoot_prev"] = 0.0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if amsgrad:
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _shift(self, to_base: bool) -> None:
+        sign = 1.0 if to_base else -1.0
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state or state["step"] == 0 or state["overshoot_prev"] == 0.0:
+                    continue
+                t = state["step"]
+                c2_sqrt = (1 - beta2**t) ** 0.5
+                v = state.get("max_exp_avg_sq", state["exp_avg_sq"])
+                denom = (v.sqrt() / c2_sqrt).add_(group["eps"])
+                k = state["lr_prev"] * state["overshoot_prev"] / (1 - beta1**t)
+                p.addcdiv_(state["exp_avg"], denom, value=sign * k)
+
+
+def _check_adam_hparams(
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    overshoot: float,
+    overshoot_delay: int | None,
+) -> None:
+    check_overshoot_hparams(overshoot, lr=lr)
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta{i + 1}: {beta} (must be in [0, 1))")
+    if betas[0] == 0.0 and overshoot > 0.0:
+        raise ValueError(
+            f"Invalid beta1: {betas[0]} with overshoot {overshoot}: overshoot needs beta1 > 0"
+        )
+    if not eps >= 0.0:
+        raise ValueError(f"Invalid eps: {eps} (must be >= 0)")
+    if not weight_decay >= 0.0:
+        raise ValueError(f"Invalid weight_decay: {weight_decay} (must be >= 0)")
+    if overshoot_delay is not None and overshoot_delay < 0:
+        raise ValueError(f"Invalid overshoot_delay: {overshoot_delay} (must be >= 0 or None)")

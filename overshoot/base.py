@@ -1,0 +1,104 @@
+"""Base-weights API shared by every Overshoot optimizer.
+
+During training the model holds the overshot weights θ′ (where gradients are taken). Anything that
+reports quality must see the base weights θ. Subclasses implement `_shift(to_base)`, which moves
+the held weights in place between the two; this class keeps track of where they are, refuses
+steps at base weights and stores the position in the state dict.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+_AT_BASE_KEY = "overshoot_at_base"
+
+
+class OvershootOptimizer(Optimizer):
+    """A torch optimizer whose parameters hold the overshot weights θ′ between steps."""
+
+    _at_base: bool = False
+
+    @property
+    def at_base(self) -> bool:
+        """True while the parameters hold the base weights θ."""
+        return self._at_base
+
+    @abstractmethod
+    def _shift(self, to_base: bool) -> None:
+        """Move the parameters in place from θ′ to θ (`to_base`) or back."""
+
+    @torch.no_grad()
+    def move_to_base(self) -> None:
+        """Make the parameters hold the base weights θ (for evaluation and checkpoints)."""
+        if self._at_base:
+            raise RuntimeError(
+                "move_to_base() called while already at base weights; "
+                "call move_to_overshoot() first"
+            )
+        self._shift(to_base=True)
+        self._at_base = True
+
+    @torch.no_grad()
+    def move_to_overshoot(self) -> None:
+        """Make the parameters hold the overshot weights θ′ again (before training resumes)."""
+        if not self._at_base:
+            raise RuntimeError(
+                "move_to_overshoot() called while already at overshoot weights; "
+                "call move_to_base() first"
+            )
+        self._shift(to_base=False)
+        self._at_base = False
+
+    @contextmanager
+    def base_weights(self) -> Iterator[None]:
+        """Hold the base weights inside the block; re-entrant, so nested uses are safe."""
+        if self._at_base:
+            yield
+            return
+        self.move_to_base()
+        try:
+            yield
+        finally:
+            self.move_to_overshoot()
+
+    def _check_can_step(self) -> None:
+        if self._at_base:
+            raise RuntimeError(
+                f"{type(self).__name__}.step() called while the parameters hold the base "
+                "weights; call move_to_overshoot() (or leave the base_weights() block) first"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state[_AT_BASE_KEY] = self._at_base
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        at_base = bool(state_dict.pop(_AT_BASE_KEY, False))
+        super().load_state_dict(state_dict)
+        self._at_base = at_base
+
+
+def check_overshoot_hparams(
+    overshoot: float, *, lr: float = 0.0, momentum: float | None = None
+) -> None:
+    """Reject hyperparameters that would make the update undefined or meaningless."""
+    if not lr >= 0.0:
+        raise ValueError(f"Invalid learning rate: {lr} (must be >= 0)")
+    if not overshoot >= 0.0:
+        raise ValueError(f"Invalid overshoot factor: {overshoot} (must be >= 0)")
+    if momentum is not None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"Invalid momentum: {momentum} (must be in [0, 1))")
+        if momentum == 0.0 and overshoot > 0.0:
+            raise ValueError(
+                f"Invalid momentum: {momentum} with overshoot {overshoot}: overshoot needs "
+                "momentum > 0 (the update divides by it); use overshoot=0 for plain SGD"
+            )

@@ -1,0 +1,238 @@
+r"""SGDO: SGD with momentum and Overshoot, exact, with the memory of torch's SGD(momentum).
+
+The parameters hold θ′_t = θ_t − γ η_{t−1} m_t, where θ is what the two-model reference's base
+optimizer (torch SGD, momentum μ, weight decay λ at the *base* weights) would hold. With the
+gradient g taken at θ′_t, the base update m_{t+1} = μ m_t + g + λθ_t, θ_{t+1} = θ_t − η_t m_{t+1}
+becomes, after eliminating θ_t = θ′_t + γ η_{t−1} m_t and m_t:
+
+    μ′ = μ + λ γ η_{t−1}                       (weight decay at θ folds into the momentum factor)
+    d  = g + λ θ′_t
+    m  ← μ′ m + d
+    θ′ ← θ′ − (γ η_{t−1} / μ′) d − ((1 + γ) η_t − γ η_{t−1} / μ′) m
+
+This is exact in exact arithmetic for any learning-rate schedule: η_{t−1} (the rate of the step
+that produced m) is kept in the state as ``lr_prev``, and likewise γ as ``overshoot_prev``, so γ
+may change between steps too. Checks that hold bit for bit on CPU:
+γ = 0 is torch ``SGD(momentum=μ)``; γ = μ with a constant rate and λ = 0 is torch
+``SGD(momentum=μ, nesterov=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+
+from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+
+__all__ = ["SGDO", "sgdo"]
+
+
+def _coefficients(
+    lr: float, momentum: float, overshoot: float, weight_decay: float, prev: tuple[float, float]
+) -> tuple[float, float, float]:
+    """Return (μ′, c, r) such that the update is θ′ −= c·(d + r·m), or θ′ −= r·m when c == 0.
+
+    ``prev`` is (η, γ) of the step that produced m. The forms are chosen so that γ = μ with a
+    constant rate gives c = η and r = μ exactly: torch's Nesterov operations and rounding.
+    """
+    lr_prev, overshoot_prev = prev
+    mu = momentum + weight_decay * overshoot_prev * lr_prev
+    if overshoot_prev == 0.0 or lr_prev == 0.0:
+        return mu, 0.0, (1.0 + overshoot) * lr
+    if lr == 0.0:
+        return mu, overshoot_prev * lr_prev / mu, -1.0
+    a = (overshoot_prev / mu) * (lr_prev / lr)
+    return mu, lr * a, (overshoot + (1.0 - a)) / a
+
+
+def _single_tensor_sgdo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor | None],
+    prevs: list[tuple[float, float]],
+    *,
+    lr: float,
+    momentum: float,
+    overshoot: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prevs[i])
+        if weight_decay != 0.0:
+            grad = grad.add(param, alpha=weight_decay)
+        buf = bufs[i]
+        if buf is None:
+            buf = bufs[i] = grad.detach().clone()
+        else:
+            buf.mul_(mu).add_(grad)
+        if c == 0.0:
+            param.add_(buf, alpha=-r)
+        else:
+            param.add_(grad.add(buf, alpha=r), alpha=-c)
+
+
+def _multi_tensor_sgdo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor | None],
+    prevs: list[tuple[float, float]],
+    *,
+    lr: float,
+    momentum: float,
+    overshoot: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    buckets: dict[tuple[torch.device, torch.dtype, tuple[float, float]], list[int]] = {}
+    for i, p in enumerate(params):
+        buckets.setdefault((p.device, p.dtype, prevs[i]), []).append(i)
+    for (_, _, prev), idx in buckets.items():
+        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
+        ps = [params[i] for i in idx]
+        gs = [grads[i] for i in idx]
+        ds: list[Tensor] = list(torch._foreach_neg(gs)) if maximize else gs
+        if weight_decay != 0.0:
+            if maximize:
+                torch._foreach_add_(ds, ps, alpha=weight_decay)
+            else:
+                ds = list(torch._foreach_add(ds, ps, alpha=weight_decay))
+        ms_old, ds_old = [], []
+        for j, i in enumerate(idx):
+            buf = bufs[i]
+            if buf is None:
+                bufs[i] = ds[j].detach().clone()
+            else:
+                ms_old.append(buf)
+                ds_old.append(ds[j])
+        if ms_old:
+            torch._foreach_mul_(ms_old, mu)
+            torch._foreach_add_(ms_old, ds_old)
+        ms = [cast(Tensor, bufs[i]) for i in idx]
+        if c == 0.0:
+            torch._foreach_add_(ps, ms, alpha=-r)
+        else:
+            torch._foreach_add_(ps, torch._foreach_add(ds, ms, alpha=r), alpha=-c)
+
+
+def sgdo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    prevs: list[tuple[float, float]],
+    *,
+    lr: float,
+    momentum: float,
+    overshoot: float,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    foreach: bool = False,
+) -> None:
+    """Functional SGDO step; ``prevs`` holds (η, γ) of each buffer's last step.
+
+    Fills ``momentum_buffers`` entries that are None (first step); never writes the gradients.
+    """
+    fn = _multi_tensor_sgdo if foreach else _single_tensor_sgdo
+    fn(
+        params,
+        grads,
+        momentum_buffers,
+        prevs,
+        lr=lr,
+        momentum=momentum,
+        overshoot=overshoot,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+def _use_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
+    """Like torch: foreach by default where its fused kernels exist (not on CPU)."""
+    if foreach is not None:
+        return foreach
+    return bool(params) and all(p.device.type != "cpu" for p in params)
+
+
+class SGDO(OvershootOptimizer):
+    """SGD with momentum whose gradients are taken γ× further along the last update.
+
+    Same state as torch ``SGD(momentum=μ)`` (one buffer per parameter, plus the floats η and γ
+    of the last step). The parameters hold the overshot weights θ′; use ``move_to_base()`` /
+    ``base_weights()`` to evaluate at θ. Exact (up to float rounding) against the two-model
+    reference, including weight decay and any learning-rate schedule. Parameters without a
+    gradient in a step are left untouched, as in torch.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        overshoot: float = 5.0,
+        weight_decay: float = 0.0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+    ) -> None:
+        check_overshoot_hparams(overshoot, lr=lr, momentum=momentum)
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Invalid weight_decay: {weight_decay} (must be >= 0)")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            overshoot=overshoot,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one SGDO step with the gradients currently in ``p.grad`` (taken at θ′)."""
+        self._check_can_step()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            check_overshoot_hparams(group["overshoot"], lr=group["lr"], momentum=group["momentum"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            lr = float(group["lr"])
+            states = [self.state[p] for p in params]
+            bufs: list[Tensor | None] = [s.get("momentum_buffer") for s in states]
+            sgdo(
+                params,
+                [p.grad for p in params],
+                bufs,
+                [
+                    (s.get("lr_prev", lr), s.get("overshoot_prev", group["overshoot"]))
+                    for s in states
+                ],
+                lr=lr,
+                momentum=group["momentum"],
+                overshoot=group["overshoot"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+                foreach=_use_foreach(group["foreach"], params),
+            )
+            for s, buf in zip(states, bufs, strict=True):
+                s["momentum_buffer"] = buf
+                s["lr_prev"] = lr
+                s["overshoot_prev"] = group["overshoot"]
+        return loss
+
+    def _shift(self, to_base: bool) -> None:
+        sign = 1.0 if to_base else -1.0
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and "momentum_buffer" in state:
+                    coef = state["overshoot_prev"] * state["lr_prev"]
+                    if coef != 0.0:
+                        p.add_(state["momentum_buffer"], alpha=sign * coef)
