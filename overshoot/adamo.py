@@ -105,17 +105,10 @@ def _single_tensor_adamo(
             denom = (exp_avg_sq.sqrt() / c2_sqrt).add_(eps)
             param.addcdiv_(exp_avg, denom, value=-cm)
         else:
-            # sqrt(v)/s + ε = (sqrt(v) + ε s)/s: one pass fewer, which pays for the extra term.
+            # sqrt(v)/s + ε = (sqrt(v) + ε s)/s saves a pass; the two terms go in place.
             denom = exp_avg_sq.sqrt().add_(eps * c2_sqrt)
-            num, scale = _combine(exp_avg, grad, cm, cg)
-            param.addcdiv_(num, denom, value=-scale * c2_sqrt)
-
-
-def _combine(m: Tensor, g: Tensor, cm: float, cg: float) -> tuple[Tensor, float]:
-    """cm·m + cg·g as scale·(one tensor), dividing by the larger coefficient for stability."""
-    if abs(cm) >= abs(cg):
-        return m.add(g, alpha=cg / cm), cm
-    return g.add(m, alpha=cm / cg), cg
+            param.addcdiv_(exp_avg, denom, value=-cm * c2_sqrt)
+            param.addcdiv_(grad, denom, value=-cg * c2_sqrt)
 
 
 def _multi_tensor_adamo(
@@ -172,11 +165,8 @@ def _multi_tensor_adamo(
             torch._foreach_addcdiv_(ps, ms, denom, value=-cm)
         else:
             torch._foreach_add_(denom, eps * c2_sqrt)
-            if abs(cm) >= abs(cg):
-                num, scale = torch._foreach_add(ms, gs, alpha=cg / cm), cm
-            else:
-                num, scale = torch._foreach_add(gs, ms, alpha=cm / cg), cg
-            torch._foreach_addcdiv_(ps, num, denom, value=-scale * c2_sqrt)
+            torch._foreach_addcdiv_(ps, ms, denom, value=-cm * c2_sqrt)
+            torch._foreach_addcdiv_(ps, gs, denom, value=-cg * c2_sqrt)
 
 
 def adamo(

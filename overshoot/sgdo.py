@@ -36,7 +36,9 @@ def _coefficients(
     """Return (μ′, c, r) such that the update is θ′ −= c·(d + r·m), or θ′ −= r·m when c == 0.
 
     ``prev`` is (η, γ) of the step that produced m. The forms are chosen so that γ = μ with a
-    constant rate gives c = η and r = μ exactly: torch's Nesterov operations and rounding.
+    constant rate gives c = η and r = μ exactly; then the step uses torch's Nesterov operations
+    and rounding (one temporary). Otherwise it adds the two terms in place: no allocation, the
+    same memory traffic as torch's foreach Nesterov.
     """
     lr_prev, overshoot_prev = prev
     mu = momentum + weight_decay * overshoot_prev * lr_prev
@@ -72,8 +74,10 @@ def _single_tensor_sgdo(
             buf.mul_(mu).add_(grad)
         if c == 0.0:
             param.add_(buf, alpha=-r)
-        else:
+        elif c == lr:
             param.add_(grad.add(buf, alpha=r), alpha=-c)
+        else:
+            param.add_(grad, alpha=-c).add_(buf, alpha=-c * r)
 
 
 def _multi_tensor_sgdo(
@@ -115,8 +119,11 @@ def _multi_tensor_sgdo(
         ms = [cast(Tensor, bufs[i]) for i in idx]
         if c == 0.0:
             torch._foreach_add_(ps, ms, alpha=-r)
-        else:
+        elif c == lr:
             torch._foreach_add_(ps, torch._foreach_add(ds, ms, alpha=r), alpha=-c)
+        else:
+            torch._foreach_add_(ps, ds, alpha=-c)
+            torch._foreach_add_(ps, ms, alpha=-c * r)
 
 
 def sgdo(

@@ -1,0 +1,27 @@
+# `make run` and `make test` create .venv on first use (pip, pinned requirements).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint bench
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) main.py $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict overshoot
+	$(VENV)/bin/mypy main.py scripts
+
+bench: $(VENV)/.installed
+	$(PY) scripts/bench_optimizers.py
