@@ -21,7 +21,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict overshoot
-	$(VENV)/bin/mypy main.py scripts
+	$(VENV)/bin/mypy main.py scripts data models trainers
 
 bench: $(VENV)/.installed
 	$(PY) scripts/bench_optimizers.py

@@ -1,51 +1,270 @@
-"""Benchmark harness entry point.
+"""Benchmark harness entry point: reference-style flags or Hydra overrides, or both.
 
-The Hydra/Lightning harness (``--model/--dataset/--opt_name``, multirun sweeps, TensorBoard,
-per-step results) is the next milestone (issue #4). Until it lands, this runs the optimizer demo:
-the same MLP trained with AdamW and AdamO on MNIST-shaped synthetic data, evaluated at base weights.
+    python main.py                                             # embedded default, no download
+    python main.py --model mlp --dataset housing --opt_name sgd_overshoot --overshoot_factor 0.9
+    python main.py task=mlp_housing optimizer=adamo optimizer.overshoot=5 seed=3
+    python main.py -m task=mlp_housing optimizer=sgd_momentum,sgdo seed='range(3)'
+
+Reference flags are translated into Hydra overrides in ``translate`` (one place); everything
+else goes to Hydra unchanged. Bad names and values exit with status 2 and one line saying what
+is valid.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+from typing import Any, NoReturn
 
-import torch
-from torch import nn
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
-from overshoot import AdamO
+REFERENCE_OPTIMIZERS = {
+    "sgd": "sgd",
+    "sgd_momentum": "sgd_momentum",
+    "sgd_nesterov": "sgd_nesterov",
+    "sgd_overshoot": "sgdo",
+    "adam": "adam",
+    "adamW": "adamw",
+    "nadam": "nadam",
+    "adamW_overshoot_delayed": "adamo",
+    "adamW_overshoot_replication": "adamw_overshoot_replication",
+    "rmsprop": "rmsprop",
+}
+REFERENCE_MODELS = [
+    "mlp",
+    "2c2d",
+    "3c3d",
+    "resnet18",
+    "resnet50",
+    "vae",
+    "gpt",
+    "gpt_tiny",
+    "gpt_hf",
+]
+REFERENCE_DATASETS = [
+    "mnist",
+    "fmnist",
+    "cifar10",
+    "cifar100",
+    "housing",
+    "energy",
+    "shakespear",
+    "shakespeare",
+    "qqp",
+    "sst",
+    "mnli",
+    "diabetes",
+]
+DATASET_ALIASES = {"shakespear": "shakespeare"}
+
+# --config_override key -> (Hydra key, type); "{family}" is the chosen optimizer's family.
+OVERRIDE_KEYS: dict[str, tuple[str, type]] = {
+    "precision": ("precision", str),
+    "max_steps": ("max_steps", int),
+    "lr": ("task.{family}.lr", float),
+    "B": ("task.{family}.batch_size", int),
+    "epochs": ("task.epochs", int),
+    "use_lr_scheduler": ("task.cosine", bool),
+    "sgd_momentum": ("task.sgd.momentum", float),
+    "adam_beta1": ("task.adam.beta1", float),
+    "adam_beta2": ("task.adam.beta2", float),
+    "epsilon": ("task.adam.eps", float),
+    "weight_decay_sgd": ("task.sgd.weight_decay", float),
+    "weight_decay_adam": ("task.adam.weight_decay", float),
+    "grad_clip": ("trainer.gradient_clip_val", float),
+    "overshoot_delay": ("optimizer.factory.overshoot_delay", int),
+}
+PRECISIONS = ["high", "default", "32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]
 
 
-def demo(steps: int = 300, seed: int = 0) -> dict[str, float]:
-    """Train one MLP per optimizer on the same data; return the held-out loss at base weights."""
-    gen = torch.Generator().manual_seed(seed)
-    teacher = torch.randn(784, 10, generator=gen)
-    x = torch.rand(4096, 784, generator=gen)
-    y = (x @ teacher).argmax(dim=1)
-    results = {}
-    for name in ("AdamW", "AdamO"):
-        torch.manual_seed(seed)
-        model = nn.Sequential(
-            nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line with exit status 2."""
+
+
+def fail(message: str) -> NoReturn:
+    print(f"main.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def _typed(key: str, raw: str, kind: type) -> str:
+    if kind is bool:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"--config_override {key}={raw}: expected true or false")
+        return "true" if raw.lower() in ("true", "1") else "false"
+    try:
+        kind(raw)
+    except ValueError:
+        raise UsageError(f"--config_override {key}={raw}: expected a {kind.__name__}") from None
+    if key == "precision" and raw not in PRECISIONS:
+        raise UsageError(
+            f"--config_override precision={raw}: valid values are {', '.join(PRECISIONS)}"
         )
-        if name == "AdamW":
-            opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        else:
-            opt = AdamO(model.parameters(), lr=1e-3, overshoot=5.0)
-        for t in range(steps):
-            i = (t * 64) % 3072
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[i : i + 64]), y[i : i + 64]).backward()
-            opt.step()
-        if isinstance(opt, AdamO):
-            opt.move_to_base()
-        with torch.no_grad():
-            results[name] = nn.functional.cross_entropy(model(x[3072:]), y[3072:]).item()
-    return results
+    if key == "precision" and raw == "default":
+        return "null"
+    return raw
+
+
+def reference_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="main.py",
+        description="Overshoot benchmark harness. Reference flags below; any other argument is "
+        "a Hydra override (key=value, -m for multirun). Tasks: "
+        + ", ".join(choices("task"))
+        + ". Optimizers: "
+        + ", ".join(choices("optimizer")),
+    )
+    p.add_argument("--model", help=f"one of {', '.join(REFERENCE_MODELS)}")
+    p.add_argument("--dataset", help=f"one of {', '.join(REFERENCE_DATASETS)}")
+    p.add_argument(
+        "--opt_name",
+        help=f"reference names {', '.join(REFERENCE_OPTIMIZERS)} or any optimizer config",
+    )
+    p.add_argument("--two_models", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--overshoot_factor", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--config_override",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"keys: {', '.join(OVERRIDE_KEYS)}",
+    )
+    p.add_argument("--experiment_name")
+    p.add_argument("--job_name")
+    p.add_argument("--compute_base_model_loss", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--compute_cosine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accepted for compatibility; cosine similarities are not computed",
+    )
+    return p
+
+
+def translate(args: argparse.Namespace) -> list[str]:
+    """Reference flags → Hydra overrides."""
+    out: list[str] = []
+    if (args.model is None) != (args.dataset is None):
+        raise UsageError("--model and --dataset go together")
+    if args.model is not None:
+        if args.model not in REFERENCE_MODELS:
+            raise UsageError(f"unknown model {args.model!r}; valid: {', '.join(REFERENCE_MODELS)}")
+        if args.dataset not in REFERENCE_DATASETS:
+            raise UsageError(
+                f"unknown dataset {args.dataset!r}; valid: {', '.join(REFERENCE_DATASETS)}"
+            )
+        task = f"{args.model}_{DATASET_ALIASES.get(args.dataset, args.dataset)}"
+        if task not in choices("task"):
+            raise UsageError(
+                f"no task for --model {args.model} --dataset {args.dataset}; "
+                f"configured tasks: {', '.join(choices('task'))}"
+            )
+        out.append(f"task={task}")
+    optimizer = "sgdo"
+    if args.opt_name is not None:
+        optimizer = REFERENCE_OPTIMIZERS.get(args.opt_name, args.opt_name)
+        if optimizer not in choices("optimizer"):
+            valid = sorted(set(REFERENCE_OPTIMIZERS) | set(choices("optimizer")))
+            raise UsageError(f"unknown optimizer {args.opt_name!r}; valid: {', '.join(valid)}")
+        out.append(f"optimizer={optimizer}")
+    if args.two_models is not None:
+        out.append(f"two_models={str(args.two_models).lower()}")
+    if args.overshoot_factor is not None:
+        if args.overshoot_factor < 0:
+            raise UsageError(f"--overshoot_factor {args.overshoot_factor}: must be >= 0")
+        out.append(f"optimizer.overshoot={args.overshoot_factor}")
+    for flag in ("seed", "experiment_name", "job_name"):
+        if getattr(args, flag) is not None:
+            out.append(f"{flag}={getattr(args, flag)}")
+    if args.compute_base_model_loss is not None:
+        out.append(f"compute_base_model_loss={str(args.compute_base_model_loss).lower()}")
+    family = _family(optimizer)
+    for item in args.config_override:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in OVERRIDE_KEYS:
+            raise UsageError(
+                f"--config_override {item!r}: expected KEY=VALUE with KEY one of "
+                f"{', '.join(OVERRIDE_KEYS)}"
+            )
+        target, kind = OVERRIDE_KEYS[key]
+        out.append(f"{target.format(family=family)}={_typed(key, raw, kind)}")
+    return out
+
+
+def _family(optimizer: str) -> str:
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(CONFIGS / "optimizer" / f"{optimizer}.yaml").family)
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Validate ``group=a,b`` choices before Hydra, so a typo fails fast with the valid names."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        group = key.lstrip("+~")
+        if sep and group in ("task", "optimizer", "trainer"):
+            for name in value.split(","):
+                if name not in choices(group):
+                    raise UsageError(
+                        f"unknown {group} {name!r}; valid: {', '.join(choices(group))}"
+                    )
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate reference flags from Hydra arguments (overrides, -m, --cfg, ...)."""
+    parser = reference_parser()
+    args, rest = parser.parse_known_args(argv)
+    return translate(args), rest
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in argv):
+        reference_parser().print_help()
+        print("\nHydra: python main.py --hydra-help")
+        return
+    try:
+        overrides, rest = split_argv(argv)
+        check_group_choices(overrides + rest)
+    except UsageError as e:
+        fail(str(e))
+    sys.argv = [sys.argv[0], *overrides, *rest]
+    hydra_main()
+
+
+def _run(cfg: Any) -> float | None:
+    from data.root import DataNotFoundError
+    from trainers.run import train
+
+    try:
+        summary = train(cfg)
+    except (DataNotFoundError, ValueError) as e:
+        fail(str(e).splitlines()[0])
+    print_summary(summary)
+    loss = summary.get("test/loss")
+    return float(loss) if loss is not None else None
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    lines = [f"status: {summary['status']} after {summary['steps']} steps"]
+    for key in ("val/loss", "test/loss", "test/accuracy"):
+        if key in summary:
+            lines.append(f"{key} at base weights: {summary[key]:.6g}")
+    lines.append(f"results: {summary['results']}")
+    lines.append(f"logs:    {summary['logs']}  (tensorboard --logdir lightning_logs)")
+    print("\n".join(lines))
+
+
+def hydra_main() -> None:
+    import hydra
+
+    hydra.main(config_path=str(CONFIGS), config_name="config", version_base="1.3")(_run)()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        sys.exit(f"main.py: arguments {sys.argv[1:]} are not accepted yet; the harness is issue #4")
-    for name, loss in demo().items():
-        print(f"{name}: held-out loss at base weights after 300 steps = {loss:.4f}")
-    print("The full benchmark harness (Hydra configs, Lightning, TensorBoard) is coming next.")
+    main()

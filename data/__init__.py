@@ -1,0 +1,1 @@
+"""Datamodules: one per dataset family, datasets held as tensors and batched by index."""

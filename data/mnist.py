@@ -1,0 +1,84 @@
+"""MNIST and Fashion-MNIST from the original idx-gzip files, held as normalized tensors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+
+from data.root import DataNotFoundError, resolve_root
+from data.tensors import Split, TensorDataModule
+
+_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+
+
+class MNISTDataModule(TensorDataModule):
+    """Train 50k / val 10k (fixed split) / test 10k; ``normalize=None`` keeps pixels in [0, 1]."""
+
+    dataset_cls: type[datasets.MNIST] = datasets.MNIST
+    folder = "MNIST"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+        normalize: tuple[float, float] | None = (0.130660, 0.3015041),
+        download: bool = False,
+    ) -> None:
+        super().__init__(root, batch_size, seed)
+        self.normalize = normalize
+        self.download = download
+
+    def _dataset(self, train: bool) -> datasets.MNIST:
+        root = resolve_root(self.root)
+        raw = root / self.folder / "raw"
+        if all((raw / f).is_file() for f in _FILES):
+            # torchvision reads the extracted files; extract into a private cache, never into root.
+            key = hashlib.sha1(str(raw).encode()).hexdigest()[:12]
+            cache = Path(tempfile.gettempdir()) / "overshoot_data" / key
+            dest = cache / self.folder / "raw"
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in _FILES:
+                target = dest / f.removesuffix(".gz")
+                if not target.exists():
+                    with gzip.open(raw / f) as src, open(f"{target}.part", "wb") as out:
+                        shutil.copyfileobj(src, out)
+                    Path(f"{target}.part").replace(target)
+            return self.dataset_cls(str(cache), train=train, download=False)
+        if self.download:
+            return self.dataset_cls(str(root), train=train, download=True)
+        raise DataNotFoundError(
+            f"missing data file {raw / _FILES[0]}; put the four original {self.folder} .gz files "
+            f"in {raw} or pass data.download=true when online "
+            "(set data.root=DIR or OVERSHOOT_DATA=DIR to the folder that holds them)"
+        )
+
+    def _tensors(self, ds: datasets.MNIST) -> Split:
+        x = ds.data.unsqueeze(1).float().div_(255)
+        if self.normalize is not None:
+            mean, std = self.normalize
+            x = (x - mean) / std
+        return x, ds.targets.long()
+
+    def load(self) -> tuple[Split, Split, Split]:
+        x, y = self._tensors(self._dataset(train=True))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(42))
+        n_val = len(x) // 6  # 10k of the 60k training images, the same images for every seed
+        tr, va = order[n_val:], order[:n_val]
+        return (x[tr], y[tr]), (x[va], y[va]), self._tensors(self._dataset(train=False))
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    dataset_cls = datasets.FashionMNIST
+    folder = "FashionMNIST"

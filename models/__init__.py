@@ -1,0 +1,1 @@
+"""Models: each returns its outputs and knows its loss and metrics."""

@@ -1,0 +1,133 @@
+"""Reference flags → Hydra overrides, and bad input → one line, exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+
+MAIN = str(Path(main.__file__).resolve())
+
+
+def overrides(argv: list[str]) -> list[str]:
+    translated, rest = main.split_argv(argv)
+    return translated + rest
+
+
+def test_reference_flags_translate_in_one_place() -> None:
+    got = overrides(
+        [
+            "--model",
+            "mlp",
+            "--dataset",
+            "housing",
+            "--opt_name",
+            "sgd_overshoot",
+            "--overshoot_factor",
+            "0.9",
+            "--seed",
+            "1",
+            "--config_override",
+            "precision=high",
+            "max_steps=160",
+            "lr=0.1",
+            "B=16",
+            "use_lr_scheduler=0",
+            "--experiment_name",
+            "e",
+            "--job_name",
+            "j",
+            "--no-compute_base_model_loss",
+        ]
+    )
+    assert got == [
+        "task=mlp_housing",
+        "optimizer=sgdo",
+        "optimizer.overshoot=0.9",
+        "seed=1",
+        "experiment_name=e",
+        "job_name=j",
+        "compute_base_model_loss=false",
+        "precision=high",
+        "max_steps=160",
+        "task.sgd.lr=0.1",
+        "task.sgd.batch_size=16",
+        "task.cosine=false",
+    ]
+
+
+def test_family_specific_keys_follow_the_optimizer() -> None:
+    got = overrides(
+        [
+            "--opt_name",
+            "adamW_overshoot_delayed",
+            "--config_override",
+            "lr=0.5",
+            "overshoot_delay=0",
+        ]
+    )
+    assert got == ["optimizer=adamo", "task.adam.lr=0.5", "optimizer.factory.overshoot_delay=0"]
+
+
+def test_hydra_overrides_pass_through_and_mix() -> None:
+    got = overrides(["--opt_name", "sgd_momentum", "--two_models", "task=mlp_energy", "seed=3"])
+    assert got == ["optimizer=sgd_momentum", "two_models=true", "task=mlp_energy", "seed=3"]
+
+
+def test_shakespear_alias_is_accepted_by_name() -> None:
+    with pytest.raises(main.UsageError, match="no task for --model mlp --dataset shakespear"):
+        main.split_argv(["--model", "mlp", "--dataset", "shakespear"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "mlpx", "--dataset", "mnist"], "unknown model 'mlpx'; valid: mlp, 2c2d"),
+        (["--model", "mlp", "--dataset", "mnistx"], "unknown dataset 'mnistx'; valid: mnist"),
+        (["--opt_name", "sgdx"], "unknown optimizer 'sgdx'; valid: "),
+        (["task=nope"], "unknown task 'nope'; valid: mlp_diabetes"),
+        (["-m", "optimizer=sgdo,adamx"], "unknown optimizer 'adamx'; valid: adam"),
+        (["--config_override", "foo=1"], "'foo=1': expected KEY=VALUE with KEY one of precision"),
+        (["--config_override", "max_steps=ten"], "max_steps=ten: expected a int"),
+        (
+            ["--config_override", "use_lr_scheduler=maybe"],
+            "use_lr_scheduler=maybe: expected true or false",
+        ),
+        (["--config_override", "precision=half"], "precision=half: valid values are high"),
+        (["--overshoot_factor", "-1"], "--overshoot_factor -1.0: must be >= 0"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, *argv], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:
+    env = {"OVERSHOOT_DATA": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, MAIN, "task=mlp_housing", "trainer=debug"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "missing data file" in last and "cal_housing.data" in last and "OVERSHOOT_DATA" in last
+
+
+def test_help_lists_tasks_and_optimizers(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0
+    assert "mlp_housing" in proc.stdout and "adamw_overshoot_replication" in proc.stdout

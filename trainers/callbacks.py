@@ -1,0 +1,184 @@
+"""Callbacks: evaluation at base weights, per-step records (incl. loss at base weights), results."""
+
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from overshoot import OvershootOptimizer
+from trainers.module import TrainModule
+from trainers.results import STEP_FIELDS, RunResults
+
+
+def overshoot_optimizer(trainer: pl.Trainer) -> OvershootOptimizer | None:
+    opts = trainer.optimizers
+    return opts[0] if opts and isinstance(opts[0], OvershootOptimizer) else None
+
+
+@contextmanager
+def exactly_at_base(opt: OvershootOptimizer, module: torch.nn.Module) -> Iterator[None]:
+    """Hold the base weights inside the block, then restore the held weights bit for bit.
+
+    move_to_base ∘ move_to_overshoot is the identity only up to rounding; restoring a snapshot
+    keeps training unperturbed by evaluation (one temporary copy of the parameters).
+    """
+    snapshot = [p.detach().clone() for p in module.parameters()]
+    try:
+        with opt.base_weights():
+            yield
+    finally:
+        with torch.no_grad():
+            for p, saved in zip(module.parameters(), snapshot, strict=True):
+                p.copy_(saved)
+
+
+class BaseWeightsEvaluation(pl.Callback):
+    """Validation and test see the base weights θ, the weights a user would deploy."""
+
+    def __init__(self) -> None:
+        self._ctx: Any = None
+
+    def _to_base(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        opt = overshoot_optimizer(trainer)
+        if opt is not None and not opt.at_base:
+            self._ctx = exactly_at_base(opt, module)
+            self._ctx.__enter__()
+
+    def _back(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            ctx.__exit__(None, None, None)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._to_base(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._back(trainer, pl_module)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._to_base(trainer, pl_module)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._back(trainer, pl_module)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class StepRecorder(pl.Callback):
+    """Records every step (and every evaluation) into the run's results folder.
+
+    The loss at base weights is an extra no-grad forward on the same batch after the update, with
+    the RNG and the model's buffers (e.g. BatchNorm statistics) restored, so it leaves training
+    untouched. A non-finite loss stops the run with status ``diverged``.
+    """
+
+    def __init__(self, results: RunResults, config_yaml: str, base_loss: bool = True) -> None:
+        self.results = results
+        self.config_yaml = config_yaml
+        self.base_loss = base_loss
+        self.start = 0.0
+        self.lr = 0.0
+        self.status = "finished"
+        self.diverged_at: int | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+        self.results.start(
+            self.config_yaml,
+            {
+                "torch": torch.__version__,
+                "lightning": pl.__version__,
+                "python": platform.python_version(),
+                "git_commit": _git_commit(),
+                "device": str(pl_module.device),
+                "precision": str(trainer.precision),
+            },
+        )
+
+    def _loss_at_base(self, module: TrainModule, opt: OvershootOptimizer, batch: Any) -> float:
+        buffers = [b.detach().clone() for b in module.model.buffers()]
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), exactly_at_base(opt, module):
+            loss, _ = module.batch_loss(batch)
+        with torch.no_grad():
+            for b, saved in zip(module.model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+        return loss.item()
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        assert isinstance(pl_module, TrainModule)
+        row: dict[str, Any] = dict(pl_module.last_step)
+        opt = overshoot_optimizer(trainer)
+        row["loss_base"] = row["loss"]
+        if self.base_loss and opt is not None:
+            row["loss_base"] = self._loss_at_base(pl_module, opt, batch)
+            pl_module.log("train/loss_base", row["loss_base"], on_step=True, on_epoch=False)
+        pl_module.log("lr", self.lr, on_step=True, on_epoch=False)
+        row.update(
+            step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            lr=self.lr,
+            wall_time=round(time.perf_counter() - self.start, 4),
+        )
+        self.results.append("steps.csv", row, STEP_FIELDS)
+        if not (math.isfinite(row["loss"]) and math.isfinite(row["loss_base"])):
+            self.status, self.diverged_at = "diverged", trainer.global_step
+            trainer.should_stop = True
+
+    def _record_eval(self, trainer: pl.Trainer, stage: str) -> None:
+        metrics = trainer.callback_metrics
+        if f"{stage}/loss" in metrics:
+            row = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step}
+            for name in ("loss", "accuracy"):
+                if f"{stage}/{name}" in metrics:
+                    row[name] = float(metrics[f"{stage}/{name}"])
+            self.results.append("evals.csv", row, ["stage", "epoch", "step", "loss", "accuracy"])
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record_eval(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record_eval(trainer, "test")
+
+    def finish(self, trainer: pl.Trainer) -> None:
+        wall = time.perf_counter() - self.start
+        self.results.finish(
+            self.status,
+            diverged_at_step=self.diverged_at,
+            steps=trainer.global_step,
+            wall_time_s=round(wall, 3),
+            steps_per_s=round(trainer.global_step / wall, 2) if wall > 0 else None,
+        )

@@ -1,0 +1,87 @@
+"""One LightningModule for every task and optimizer; two-model mode is a flag."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from models.base import TaskModel
+from overshoot import TwoModelOvershoot
+
+OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
+
+
+class TrainModule(pl.LightningModule):
+    """Trains ``model`` (which knows its loss) with ``optimizer(params)``.
+
+    ``two_models`` wraps the factory's optimizer as the base of the two-model reference with
+    factor ``overshoot``. ``cosine`` adds the reference schedule: one cosine over the run
+    (CosineAnnealingWarmRestarts with T_0 = total steps + 1), stepped every batch.
+    """
+
+    def __init__(
+        self,
+        model: TaskModel,
+        optimizer: OptimizerFactory,
+        total_steps: int,
+        cosine: bool = False,
+        two_models: bool = False,
+        overshoot: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.total_steps = total_steps
+        self.cosine = cosine
+        self.two_models = two_models
+        self.overshoot = overshoot
+        self.last_step: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # type: ignore[no-any-return]
+
+    def batch_loss(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, y = batch
+        out = self.model(x)
+        return self.model.loss(out, y), self.model.metrics(out, y)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, metrics = self.batch_loss(batch)
+        self.last_step = {"loss": loss.item(), **{k: v.item() for k, v in metrics.items()}}
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        for name, value in metrics.items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=False)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        loss, metrics = self.batch_loss(batch)
+        n = len(batch[0])
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=n, prog_bar=stage == "val")
+        for name, value in metrics.items():
+            self.log(f"{stage}/{name}", value, on_epoch=True, batch_size=n)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        params = self.model.parameters()
+        if self.two_models:
+            opt: torch.optim.Optimizer = TwoModelOvershoot(
+                params, self.optimizer_factory, self.overshoot
+            )
+        else:
+            opt = self.optimizer_factory(params)
+        if not self.cosine:
+            return opt
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=self.total_steps + 1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

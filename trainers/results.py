@@ -1,0 +1,60 @@
+"""The per-run results folder: config.yaml, meta.json, steps.csv, evals.csv, written atomically.
+
+Rows are streamed to ``<name>.part`` files as they come (nothing accumulates in memory) and
+renamed into place when the run ends, so a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunResults:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.meta: dict[str, Any] = {}
+        self._files: dict[str, tuple[IO[str], csv.DictWriter[str]]] = {}
+
+    def start(self, config_yaml: str, meta: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.dir / "config.yaml", config_yaml)
+        self.update_meta(status="running", **meta)
+
+    def update_meta(self, **values: Any) -> None:
+        self.meta.update(values)
+        write_atomic(self.dir / "meta.json", json.dumps(self.meta, indent=2, default=str) + "\n")
+
+    def append(self, name: str, row: dict[str, Any], fields: list[str]) -> None:
+        if name not in self._files:
+            f = open(self.dir / f"{name}.part", "w", newline="")  # noqa: SIM115 - kept open for streaming
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            self._files[name] = (f, writer)
+        self._files[name][1].writerow(row)
+
+    def finish(self, status: str, **meta: Any) -> None:
+        for name, (f, _) in self._files.items():
+            f.close()
+            os.replace(self.dir / f"{name}.part", self.dir / name)
+        self._files.clear()
+        self.update_meta(status=status, **meta)

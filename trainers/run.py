@@ -1,0 +1,99 @@
+"""One run: config → datamodule + model + optimizer → Lightning trainer → results folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from trainers.callbacks import BaseWeightsEvaluation, StepRecorder
+from trainers.module import TrainModule
+from trainers.results import RunResults
+
+OVERSHOOT_OPTIMIZERS = ("sgdo", "adamo", "adamw_overshoot_replication")
+
+
+def optimizer_label(cfg: DictConfig) -> str:
+    """Folder name of the optimizer: its name, γ where Overshoot is used, and the mode."""
+    name = str(cfg.optimizer.name)
+    if cfg.two_models:
+        return f"{name}_two_models_g{cfg.optimizer.overshoot:g}"
+    if name in OVERSHOOT_OPTIMIZERS:
+        return f"{name}_g{cfg.optimizer.overshoot:g}"
+    return name
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    return (
+        Path(cfg.results_dir)
+        / str(cfg.experiment_name)
+        / str(cfg.task.name)
+        / optimizer_label(cfg)
+        / f"seed={cfg.seed}"
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one configuration; return a summary of where things went and final losses."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    hp = cfg.task[cfg.optimizer.family]
+    datamodule = instantiate(
+        cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed
+    )
+    model = instantiate(cfg.task.model)
+    steps = cfg.max_steps or cfg.task.epochs * datamodule.batches_per_epoch()
+    module = TrainModule(
+        model,
+        instantiate(cfg.optimizer.factory),
+        total_steps=steps,
+        cosine=cfg.task.cosine,
+        two_models=cfg.two_models,
+        overshoot=cfg.optimizer.overshoot,
+    )
+    results = RunResults(run_dir(cfg))
+    recorder = StepRecorder(
+        results, OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
+    )
+    trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    if cfg.precision is not None:
+        trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
+    callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
+    if trainer_cfg["enable_progress_bar"]:
+        callbacks.append(RichProgressBar())
+    logger = TensorBoardLogger(
+        save_dir=f"lightning_logs/{cfg.experiment_name}", name=str(cfg.job_name)
+    )
+    trainer = pl.Trainer(
+        **trainer_cfg,
+        max_steps=steps,
+        max_epochs=math.ceil(steps / datamodule.batches_per_epoch()),
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    recorder.finish(trainer)
+    summary = {
+        "status": recorder.status,
+        "steps": trainer.global_step,
+        "results": str(results.dir),
+        "logs": logger.log_dir,
+        **last_val,
+        **{k: float(v) for k, v in test.items()},
+    }
+    logger.log_hyperparams(
+        {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed},
+        {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)},
+    )
+    return summary
