@@ -7,8 +7,6 @@ import io
 import re
 from pathlib import Path
 
-import main
-
 
 def test_readme_demo_runs_and_reports_both_optimizers() -> None:
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -19,9 +17,3 @@ def test_readme_demo_runs_and_reports_both_optimizers() -> None:
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["AdamW", "AdamO"]
     assert all(0.0 < float(line.split()[1]) < 2.31 for line in lines)
-
-
-def test_main_demo_evaluates_both_at_base_weights() -> None:
-    results = main.demo(steps=30)
-    assert set(results) == {"AdamW", "AdamO"}
-    assert all(0.0 < v < 2.31 for v in results.values())
