@@ -41,22 +41,18 @@ def steps(cwd: Path, optimizer_label: str, experiment: str = "eq") -> pd.DataFra
     )
 
 
+def housing_args(*config_overrides: str) -> list[str]:
+    """Reference flags of the housing equivalence runs (seed 1, float64)."""
+    return [
+        *("--model", "mlp", "--dataset", "housing", "--seed", "1", "--experiment_name", "eq"),
+        "trainer=debug",
+        *("--config_override", "precision=high", *config_overrides),
+    ]
+
+
 @pytest.mark.slow
 def test_reference_equivalences_on_housing(tmp_path: Path, housing_root: Path | str) -> None:
-    common = [
-        "--model",
-        "mlp",
-        "--dataset",
-        "housing",
-        "--seed",
-        "1",
-        "--experiment_name",
-        "eq",
-        "trainer=debug",
-        "--config_override",
-        "precision=high",
-        "max_steps=160",
-    ]
+    common = housing_args("max_steps=160")
     run_main(
         [*common, "--opt_name", "sgd_momentum", "--two_models", "--overshoot_factor", "0.9"],
         tmp_path,
@@ -97,21 +93,7 @@ def test_nesterov_is_sgdo_with_gamma_mu_bit_for_bit(
 ) -> None:
     """Exact with a constant rate. Under a schedule torch's Nesterov is not Overshoot(γ=μ):
     its shift uses the new rate; SGDO (exact) follows the two-model definition instead."""
-    common = [
-        "--model",
-        "mlp",
-        "--dataset",
-        "housing",
-        "--seed",
-        "1",
-        "--experiment_name",
-        "eq",
-        "trainer=debug",
-        "--config_override",
-        "precision=high",
-        "max_steps=450",
-        "use_lr_scheduler=false",
-    ]
+    common = housing_args("max_steps=450", "use_lr_scheduler=false")
     run_main([*common, "--opt_name", "sgd_nesterov"], tmp_path, housing_root)
     run_main(
         [*common, "--opt_name", "sgd_overshoot", "--overshoot_factor", "0.9"],
