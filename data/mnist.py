@@ -35,8 +35,9 @@ class MNISTDataModule(TensorDataModule):
         seed: int = 0,
         normalize: tuple[float, float] | None = (0.130660, 0.3015041),
         download: bool = False,
+        eval_batch_size: int = 1024,
     ) -> None:
-        super().__init__(root, batch_size, seed)
+        super().__init__(root, batch_size, seed, eval_batch_size)
         self.normalize = normalize
         self.download = download
 

@@ -18,14 +18,22 @@ Split = tuple[torch.Tensor, torch.Tensor]
 class TensorDataModule(pl.LightningDataModule):
     """Subclasses implement ``load()`` returning (train, val, test) tensor pairs.
 
-    The training order depends only on ``seed``, so runs with the same seed see the same batches
+    Evaluation uses larger batches (``eval_batch_size``): it has no gradients to keep. The
+    training order depends only on ``seed``, so runs with the same seed see the same batches
     whatever the optimizer (seeds pair across optimizers).
     """
 
-    def __init__(self, root: str | None = None, batch_size: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+        eval_batch_size: int = 1024,
+    ) -> None:
         super().__init__()
         self.root = root
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.splits: dict[str, Split] = {}
 
@@ -44,9 +52,8 @@ class TensorDataModule(pl.LightningDataModule):
             if shuffle
             else SequentialSampler(data)
         )
-        return DataLoader(
-            data, sampler=BatchSampler(order, self.batch_size, drop_last=False), batch_size=None
-        )
+        size = self.batch_size if shuffle else self.eval_batch_size
+        return DataLoader(data, sampler=BatchSampler(order, size, drop_last=False), batch_size=None)
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         return self._loader("train", shuffle=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import RichProgressBar
 
 from overshoot import OvershootOptimizer
 from trainers.module import TrainModule
@@ -71,6 +72,18 @@ class BaseWeightsEvaluation(pl.Callback):
         self._back(trainer, pl_module)
 
 
+class LossProgressBar(RichProgressBar):
+    """Rich progress bar that also shows the last training loss (logged in bulk elsewhere)."""
+
+    def get_metrics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        if isinstance(pl_module, TrainModule) and "loss" in pl_module.last_step:
+            metrics["loss"] = f"{pl_module.last_step['loss'].item():.4g}"
+        return metrics
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(
@@ -90,7 +103,9 @@ class StepRecorder(pl.Callback):
 
     The loss at base weights is an extra no-grad forward on the same batch after the update, with
     the RNG and the model's buffers (e.g. BatchNorm statistics) restored, so it leaves training
-    untouched. A non-finite loss stops the run with status ``diverged``.
+    untouched. Step values stay on the device and are written (CSV every step, TensorBoard at the
+    last step of each block) every ``trainer.log_every_n_steps`` steps: one host sync per block,
+    not per step. A non-finite loss stops the run with status ``diverged``.
     """
 
     def __init__(self, results: RunResults, config_yaml: str, base_loss: bool = True) -> None:
@@ -101,6 +116,7 @@ class StepRecorder(pl.Callback):
         self.lr = 0.0
         self.status = "finished"
         self.diverged_at: int | None = None
+        self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -116,14 +132,16 @@ class StepRecorder(pl.Callback):
             },
         )
 
-    def _loss_at_base(self, module: TrainModule, opt: OvershootOptimizer, batch: Any) -> float:
+    def _loss_at_base(
+        self, module: TrainModule, opt: OvershootOptimizer, batch: Any
+    ) -> torch.Tensor:
         buffers = [b.detach().clone() for b in module.model.buffers()]
         with torch.random.fork_rng(devices=[]), torch.no_grad(), exactly_at_base(opt, module):
             loss, _ = module.batch_loss(batch)
         with torch.no_grad():
             for b, saved in zip(module.model.buffers(), buffers, strict=True):
                 b.copy_(saved)
-        return loss.item()
+        return loss
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -139,23 +157,40 @@ class StepRecorder(pl.Callback):
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, TrainModule)
-        row: dict[str, Any] = dict(pl_module.last_step)
+        values = dict(pl_module.last_step)
         opt = overshoot_optimizer(trainer)
-        row["loss_base"] = row["loss"]
+        values["loss_base"] = values["loss"]
         if self.base_loss and opt is not None:
-            row["loss_base"] = self._loss_at_base(pl_module, opt, batch)
-            pl_module.log("train/loss_base", row["loss_base"], on_step=True, on_epoch=False)
-        pl_module.log("lr", self.lr, on_step=True, on_epoch=False)
-        row.update(
-            step=trainer.global_step,
-            epoch=trainer.current_epoch,
-            lr=self.lr,
-            wall_time=round(time.perf_counter() - self.start, 4),
-        )
-        self.results.append("steps.csv", row, STEP_FIELDS)
-        if not (math.isfinite(row["loss"]) and math.isfinite(row["loss_base"])):
-            self.status, self.diverged_at = "diverged", trainer.global_step
-            trainer.should_stop = True
+            values["loss_base"] = self._loss_at_base(pl_module, opt, batch)
+        info = {
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "lr": self.lr,
+            "wall_time": round(time.perf_counter() - self.start, 4),
+        }
+        self.pending.append((info, values))
+        if len(self.pending) >= trainer.log_every_n_steps:  # type: ignore[attr-defined]
+            self.flush(trainer)
+
+    def flush(self, trainer: pl.Trainer) -> None:
+        """Write the pending steps; stop the run at the first non-finite loss."""
+        if not self.pending:
+            return
+        names = list(self.pending[0][1])
+        rows = torch.stack([torch.stack([v[n].double() for n in names]) for _, v in self.pending])
+        for (info, _), numbers in zip(self.pending, rows.tolist(), strict=True):
+            row = {**info, **dict(zip(names, numbers, strict=True))}
+            self.results.append("steps.csv", row, STEP_FIELDS)
+            if self.diverged_at is None and not all(map(math.isfinite, numbers)):
+                self.status, self.diverged_at = "diverged", info["step"]
+                trainer.should_stop = True
+        self.pending.clear()
+        if trainer.logger is not None:
+            tags = {f"train/{n}": x for n, x in zip(names, numbers, strict=True)}
+            trainer.logger.log_metrics({**tags, "lr": row["lr"]}, step=row["step"])
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush(trainer)
 
     def _record_eval(self, trainer: pl.Trainer, stage: str) -> None:
         metrics = trainer.callback_metrics
@@ -173,10 +208,12 @@ class StepRecorder(pl.Callback):
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._record_eval(trainer, "test")
 
-    def finish(self, trainer: pl.Trainer) -> None:
+    def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
+        """Close the step files and record how the run ended (``meta``: extra fields)."""
         wall = time.perf_counter() - self.start
         self.results.finish(
             self.status,
+            **meta,
             diverged_at_step=self.diverged_at,
             steps=trainer.global_step,
             wall_time_s=round(wall, 3),

@@ -38,7 +38,7 @@ class TrainModule(pl.LightningModule):
         self.cosine = cosine
         self.two_models = two_models
         self.overshoot = overshoot
-        self.last_step: dict[str, float] = {}
+        self.last_step: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # type: ignore[no-any-return]
@@ -54,10 +54,8 @@ class TrainModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, metrics = self.batch_loss(batch)
-        self.last_step = {"loss": loss.item(), **{k: v.item() for k, v in metrics.items()}}
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        for name, value in metrics.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=False)
+        # Read by StepRecorder, which logs in bulk: self.log per step costs more than the step.
+        self.last_step = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
         return loss
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,9 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import RichProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from trainers.callbacks import BaseWeightsEvaluation, StepRecorder
+from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
 from trainers.module import TrainModule
 from trainers.results import RunResults
 
@@ -39,8 +39,32 @@ def run_dir(cfg: DictConfig) -> Path:
     )
 
 
+def finished_summary(directory: Path) -> dict[str, Any] | None:
+    """The summary of an ended run in ``directory``, or None if it has not ended."""
+    meta_path = directory / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("status") not in ("finished", "diverged"):
+        return None
+    return {
+        "status": f"{meta['status']} (already; force=true to re-run)",
+        "steps": meta.get("steps"),
+        "results": str(directory),
+        "logs": meta.get("logs", "?"),
+        **meta.get("final", {}),
+    }
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one configuration; return a summary of where things went and final losses."""
+    """Train and test one configuration; return a summary of where things went and final losses.
+
+    A run whose results folder says it ended (finished or diverged) is not repeated unless
+    ``force``: sweeps can be re-launched and only do what is missing.
+    """
+    done = finished_summary(run_dir(cfg))
+    if done is not None and not cfg.force:
+        return done
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     hp = cfg.task[cfg.optimizer.family]
     datamodule = instantiate(
@@ -65,7 +89,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
     callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
     if trainer_cfg["enable_progress_bar"]:
-        callbacks.append(RichProgressBar())
+        callbacks.append(LossProgressBar())
     logger = TensorBoardLogger(
         save_dir=f"lightning_logs/{cfg.experiment_name}", name=str(cfg.job_name)
     )
@@ -77,20 +101,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=callbacks,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
-        log_every_n_steps=1,
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=datamodule)
     last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    recorder.finish(trainer)
+    final = {**last_val, **{k: float(v) for k, v in test.items()}}
+    recorder.finish(trainer, final=final, logs=logger.log_dir)
     summary = {
         "status": recorder.status,
         "steps": trainer.global_step,
         "results": str(results.dir),
         "logs": logger.log_dir,
-        **last_val,
-        **{k: float(v) for k, v in test.items()},
+        **final,
     }
     logger.log_hyperparams(
         {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed},

@@ -1,0 +1,108 @@
+"""Training steps/s of main.py against a plain PyTorch loop doing the same work.
+
+Both sides build the model, data, batch size, optimizer and cosine schedule from the same Hydra
+config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop runs
+in this process; main.py runs as users run it (a subprocess), and its speed is read from the
+per-step wall times it writes, over the same step range as the loop's.
+
+    python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
+    """Steps/s of a hand-written loop on the objects main.py would build."""
+    with initialize_config_dir(str(ROOT / "configs"), version_base=None):
+        cfg = compose("config", overrides)
+    pl.seed_everything(cfg.seed, verbose=False)
+    hp = cfg.task[cfg.optimizer.family]
+    data = instantiate(cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed)
+    data.setup()
+    model = instantiate(cfg.task.model)
+    opt = instantiate(cfg.optimizer.factory)(model.parameters())
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps + 1)
+    step, start = 0, 0.0
+    for _ in range(math.ceil(steps / data.batches_per_epoch())):
+        model.train()
+        for x, y in data.train_dataloader():
+            loss = model.loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss.item()
+            step += 1
+            if step == skip:
+                start = time.perf_counter()
+            if step == steps:
+                return (steps - skip) / (time.perf_counter() - start)
+        model.eval()
+        with torch.no_grad():
+            for x, y in data.val_dataloader():
+                model.loss(model(x), y).item()
+    raise RuntimeError(f"the data ran out before {steps} steps")
+
+
+def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> float:
+    """Steps/s of ``main.py`` over steps ``skip..steps`` (from the wall times it records)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            *overrides,
+            f"max_steps={steps}",
+            f"compute_base_model_loss={str(base_loss).lower()}",
+            f"results_dir={tmp}",
+            "experiment_name=bench_harness",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={tmp}/hydra",
+        ]
+        subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), *args],
+            check=True,
+            capture_output=True,
+            cwd=tmp,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        (csv,) = Path(tmp).glob("bench_harness/*/*/*/steps.csv")
+        wall = pd.read_csv(csv).set_index("step")["wall_time"]
+        return (steps - skip) / (wall[steps] - wall[skip])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="mlp_housing")
+    parser.add_argument("--optimizer", default="sgdo")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--skip", type=int, default=200, help="warm-up steps left out")
+    args = parser.parse_args()
+    overrides = [f"task={args.task}", f"optimizer={args.optimizer}", "trainer=cpu"]
+    plain = plain_loop(overrides, args.steps, args.skip)
+    lean = harness(overrides, args.steps, args.skip, base_loss=False)
+    full = harness(overrides, args.steps, args.skip, base_loss=True)
+    print(f"{args.task} / {args.optimizer}, {args.steps} steps, {torch.get_num_threads()} threads")
+    print(f"{'':34} {'steps/s':>8} {'ratio':>6}")
+    print(f"{'plain PyTorch loop':34} {plain:8.0f} {1:6.2f}")
+    print(f"{'main.py, no base-weights loss':34} {lean:8.0f} {lean / plain:6.2f}")
+    print(f"{'main.py, loss at base weights':34} {full:8.0f} {full / plain:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
