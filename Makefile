@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,3 +25,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) scripts/bench_optimizers.py
+	$(PY) scripts/bench_harness.py
+
+report: $(VENV)/.installed
+	$(PY) scripts/report.py $(RESULTS) $(ARGS)

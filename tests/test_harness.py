@@ -151,3 +151,20 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
     assert (
         tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "steps.csv"
     ).is_file()
+
+
+@pytest.mark.slow
+def test_sweep_prints_summary_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
+    sweep = ["-m", "optimizer=sgd_momentum,sgdo", "seed=0,1", "max_steps=40", "trainer=debug"]
+    first = run_main(sweep, tmp_path, tmp_path)
+    assert "steps to 0.95 of the baseline's loss reduction" in first.stdout
+    assert "mlp_diabetes       sgdo_g5" in first.stdout and "n=2" in first.stdout
+    steps_csv = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=1" / "steps.csv"
+    written = steps_csv.stat().st_mtime_ns
+    again = run_main(sweep, tmp_path, tmp_path)
+    assert again.stdout.count("(already; force=true to re-run)") == 4
+    assert steps_csv.stat().st_mtime_ns == written
+    forced = run_main(
+        [*sweep[:1], "optimizer=sgdo", "seed=1", *sweep[3:], "force=true"], tmp_path, tmp_path
+    )
+    assert "already" not in forced.stdout and steps_csv.stat().st_mtime_ns != written

@@ -1,0 +1,270 @@
+"""Turn a results folder into the paper's comparison: steps to threshold, tables, plots.
+
+    python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
+                             [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adam]
+
+Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks) and
+per task ``<task>/steps_to_threshold.csv``, ``<task>/loss_curves.png``, ``<task>/savings.png``;
+``table1.{md,tex,csv}``; ``performance_profile.png``; ``missing.txt``; and a TensorBoard run in
+``lightning_logs/compare/`` (``--tensorboard``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.runs import Runs, load_runs
+from scripts.threshold import (
+    DEFAULT_BASELINES,
+    ci95,
+    mean_curve,
+    paired_p,
+    smooth,
+    steps_to_threshold,
+)
+
+# Table 1 compares against the better of these per family (paper: CM/NAG and Adam/NAdam).
+COMPARATORS = {"sgd": ["sgd_momentum", "sgd_nesterov"], "adam": ["adam", "adamw", "nadam"]}
+
+
+def column_order(index: pd.DataFrame) -> list[str]:
+    """Family by family, baselines first, then the rest alphabetically (sgdo_g3 < sgdo_g5 ...)."""
+    out = []
+    families = list(COMPARATORS)
+    for family in sorted(
+        index["family"].unique(),
+        key=lambda f: (f not in families, families.index(f) if f in families else 0, f),
+    ):
+        names = set(index.loc[index["family"] == family, "optimizer"])
+        first = [n for n in COMPARATORS.get(family, []) if n in names]
+        out += first + sorted(names - set(first))
+    return out
+
+
+def table1(runs: Runs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long numbers, display table): final test metric at base weights, mean ± 95 % CI."""
+    rows, display = [], {}
+    order = column_order(runs.index)
+    for task, df in runs.index.groupby("task"):
+        metric = "test_accuracy" if df["test_accuracy"].notna().any() else "test_loss"
+        higher = metric == "test_accuracy"
+        per_opt = {o: g.set_index("seed")[metric].dropna() for o, g in df.groupby("optimizer")}
+        means = {o: v.mean() for o, v in per_opt.items() if len(v)}
+        best = max(means, key=lambda o: means[o] if higher else -means[o]) if means else None
+        cells = {}
+        for opt, values in per_opt.items():
+            family = df.loc[df["optimizer"] == opt, "family"].iloc[0]
+            comps = [c for c in COMPARATORS.get(family, []) if c in means and c != opt]
+            p_value = math.nan
+            if comps and opt not in COMPARATORS.get(family, []):
+                ref = max(comps, key=lambda c: means[c] if higher else -means[c])
+                paired = pd.concat([values, per_opt[ref]], axis=1, join="inner").to_numpy()
+                p_value = paired_p(paired[:, 0], paired[:, 1])
+            mean, half = values.mean(), ci95(values.to_numpy())
+            rows.append(
+                {
+                    "task": task,
+                    "metric": metric,
+                    "optimizer": opt,
+                    "mean": mean,
+                    "ci95": half,
+                    "n_seeds": len(values),
+                    "p_value_vs_better_baseline": p_value,
+                }
+            )
+            text = f"{mean:.4g} ± {half:.2g}" if not math.isnan(half) else f"{mean:.4g}"
+            text += "*" if p_value < 0.05 else ""
+            cells[opt] = f"**{text}**" if opt == best else text
+        display[f"{task} ({metric.removeprefix('test_')})"] = cells
+    shown = pd.DataFrame(display).T.reindex(columns=order).fillna("–")
+    return pd.DataFrame(rows), shown
+
+
+def plot_curves(runs: Runs, task: str, window: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
+    index = runs.index[(runs.index["task"] == task) & (runs.index["status"] == "finished")]
+    positive = True
+    for opt in column_order(index):
+        seeds = index.loc[index["optimizer"] == opt, "seed"]
+        curves = [smooth(runs.curves[(task, opt, int(s))], window) for s in seeds]
+        mc = mean_curve(curves)
+        positive &= bool((mc["mean"] > 0).all())
+        (line,) = ax.plot(mc.index, mc["mean"], label=f"{opt} (n={len(curves)})", lw=1.2)
+        low, high = mc["mean"] - mc["ci95"], mc["mean"] + mc["ci95"]
+        ax.fill_between(mc.index, low, high, where=low > 0, alpha=0.2, color=line.get_color(), lw=0)
+    if positive:
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel=f"train loss at base weights (MA {window})", title=task)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_savings(table: pd.DataFrame, task: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for opt, g in table[table["optimizer"] != table["baseline"]].groupby("optimizer"):
+        g = g.sort_values("fraction")
+        ax.errorbar(
+            g["fraction"],
+            100 * g["savings_seed_mean"],
+            yerr=100 * g["savings_ci95"],
+            marker="o",
+            capsize=3,
+            label=opt,
+        )
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="loss-reduction fraction f", ylabel="steps saved vs baseline (%)", title=task)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_profile(table: pd.DataFrame, fraction: float, path: Path) -> None:
+    """Dolan–Moré profile: share of tasks an optimizer reaches T within τ × the best steps."""
+    at = table[np.isclose(table["fraction"], fraction)]
+    ratios = at.pivot_table(index="task", columns="optimizer", values="steps")
+    ratios = ratios.div(ratios.min(axis=1), axis=0).fillna(np.inf)
+    taus = np.linspace(1, max(2.0, float(np.nanmax(ratios.replace(np.inf, np.nan)) or 2)), 200)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for opt in ratios.columns:
+        ax.step(taus, [(ratios[opt] <= t).mean() for t in taus], where="post", label=opt)
+    ax.set(xlabel="τ (steps / best steps)", ylabel="share of tasks", ylim=(0, 1.02))
+    ax.set_title(f"performance profile, steps to {fraction:g}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_tensorboard(table: pd.DataFrame, markdown: str, logdir: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    for opt, g in table.groupby("optimizer"):
+        with SummaryWriter(str(logdir / str(opt))) as writer:
+            for row in g.itertuples():
+                if not math.isnan(row.steps):
+                    writer.add_scalar(f"compare/{row.task}/steps_to_{row.fraction:g}", row.steps, 0)
+    with SummaryWriter(str(logdir / "tables")) as writer:
+        writer.add_text("compare/table1", markdown, 0)
+
+
+def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
+    """Console table: steps to ``fraction`` and savings with CI, censored shown as such."""
+    at = table[np.isclose(table["fraction"], fraction)]
+    lines = [f"steps to {fraction:g} of the baseline's loss reduction (mean curve; per-seed CI)"]
+    for row in at.itertuples():
+        steps = "not reached" if math.isnan(row.steps) else f"{row.steps:.0f}"
+        saving = (
+            ""
+            if row.optimizer == row.baseline or math.isnan(row.savings_seed_mean)
+            else f"  saves {100 * row.savings_seed_mean:.1f} ± {100 * row.savings_ci95:.1f} %"
+            f" (p={row.p_value:.2g})"
+        )
+        lines.append(
+            f"  {row.task:18} {row.optimizer:28} {steps:>11}  n={row.n_seeds}"
+            f" censored={row.n_censored}{saving}"
+        )
+    return "\n".join(lines)
+
+
+def report(
+    results: Path,
+    out: Path,
+    fractions: list[float],
+    window: int,
+    baselines: dict[str, str],
+    tensorboard: Path | None,
+) -> pd.DataFrame:
+    runs = load_runs(results)
+    if runs.index.empty:
+        raise SystemExit(f"report.py: error: no finished runs under {results}")
+    out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for task in sorted(runs.index["task"].unique()):
+        table = steps_to_threshold(runs, task, fractions, window, baselines)
+        (out / task).mkdir(exist_ok=True)
+        table.to_csv(out / task / "steps_to_threshold.csv", index=False)
+        plot_curves(runs, task, window, out / task / "loss_curves.png")
+        plot_savings(table, task, out / task / "savings.png")
+        tables.append(table)
+    all_steps = pd.concat(tables, ignore_index=True)
+    all_steps.to_csv(out / "steps_to_threshold.csv", index=False)
+    numbers, shown = table1(runs)
+    numbers.to_csv(out / "table1.csv", index=False)
+    markdown = shown.to_markdown()
+    (out / "table1.md").write_text(
+        markdown + "\n\nFinal test metric at base weights, mean ± 95 % CI over seeds; * paired "
+        "t-test vs the better baseline p < 0.05; best in bold.\n"
+    )
+    (out / "table1.tex").write_text(shown.to_latex())
+    plot_profile(
+        all_steps, 0.95 if 0.95 in fractions else fractions[-1], out / "performance_profile.png"
+    )
+    (out / "missing.txt").write_text("".join(f"{p}\n" for p in runs.problems))
+    if tensorboard is not None:
+        write_tensorboard(all_steps, markdown, tensorboard)
+    return all_steps
+
+
+def parse_baselines(text: str) -> dict[str, str]:
+    pairs = [item.partition("=") for item in text.split(",") if item]
+    if any(not sep for _, sep, _ in pairs):
+        raise argparse.ArgumentTypeError(f"expected family=optimizer,... got {text!r}")
+    return {family: opt for family, _, opt in pairs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--fractions",
+        default="0.5,0.75,0.9,0.95,0.99",
+        type=lambda s: [float(x) for x in s.split(",")],
+    )
+    parser.add_argument("--smoothing", type=int, default=400, help="trailing moving average, steps")
+    parser.add_argument(
+        "--baselines",
+        type=parse_baselines,
+        default=DEFAULT_BASELINES,
+        help="family=optimizer,... (default sgd=sgd_momentum,adam=adam)",
+    )
+    parser.add_argument(
+        "--tensorboard", default="lightning_logs/compare", help="TensorBoard dir; '' to skip"
+    )
+    args = parser.parse_args(argv)
+    if not args.results.is_dir():
+        parser.exit(2, f"report.py: error: results folder {args.results} does not exist\n")
+    out = args.out or args.results / "report"
+    table = report(
+        args.results,
+        out,
+        args.fractions,
+        args.smoothing,
+        args.baselines,
+        Path(args.tensorboard) if args.tensorboard else None,
+    )
+    print(steps_summary(table))
+    missing = (out / "missing.txt").read_text()
+    if missing:
+        print(f"left out (see {out / 'missing.txt'}):\n{missing}", end="")
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Hydra callback: after a multirun, print the steps-to-95 % table of the experiment's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class MultirunSummary(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from scripts.report import steps_summary
+        from scripts.runs import load_runs
+        from scripts.threshold import steps_to_threshold
+
+        results = Path(config.results_dir) / str(config.experiment_name)
+        runs = load_runs(results)
+        if runs.index.empty:
+            print(f"no finished runs under {results}")
+            return
+        tasks = sorted(runs.index["task"].unique())
+        table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]
+
+        print(steps_summary(pd.concat(table, ignore_index=True)))
+        for problem in runs.problems:
+            print(f"left out: {problem}")
+        print(f"full report: python scripts/report.py {results}")

@@ -1,0 +1,113 @@
+"""scripts/report.py on synthetic results folders whose crossing steps are known by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts.report import main as report_main
+from scripts.runs import load_runs
+from scripts.threshold import steps_to_threshold
+
+STEPS = np.arange(1, 101)
+
+
+def write_run(
+    root: Path,
+    optimizer: str,
+    seed: int,
+    loss: np.ndarray,
+    status: str = "finished",
+    family: str = "sgd",
+    test_loss: float = 1.0,
+) -> None:
+    run = root / "task_a" / optimizer / f"seed={seed}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
+    (run / "meta.json").write_text(json.dumps({"status": status, "steps_per_s": 100.0}))
+    if status == "running":
+        return
+    steps = pd.DataFrame({"step": STEPS[: len(loss)], "loss": loss, "loss_base": loss})
+    steps.to_csv(run / "steps.csv", index=False)
+    evals = pd.DataFrame([{"stage": "test", "epoch": 0, "step": len(loss), "loss": test_loss}])
+    evals.to_csv(run / "evals.csv", index=False)
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """Baseline: loss 100 − step, T(0.95) = 4.95 → step 96. ``fast``: 100 − 2·step → step 48."""
+    root = tmp_path / "exp"
+    for seed in range(3):
+        write_run(root, "sgd_momentum", seed, 100.0 - STEPS, test_loss=2.0 + seed)
+        write_run(root, "never", seed, np.full(100, 100.0), test_loss=9.0)
+    for seed in range(2):  # unequal seed counts: fast has seeds 0 and 1 only
+        write_run(root, "fast", seed, np.clip(100.0 - 2 * STEPS, 0, None), test_loss=1.0 + seed)
+    diverged = [*np.clip(100.0 - 2 * STEPS[:10], 0, None).tolist(), math.nan]
+    write_run(root, "fast_diverged", 0, np.array(diverged), status="diverged", test_loss=5.0)
+    write_run(root, "fast_diverged", 1, np.clip(100.0 - 2 * STEPS, 0, None), test_loss=5.0)
+    write_run(root, "fast", 2, np.zeros(5), status="running")
+    return root
+
+
+def row(table: pd.DataFrame, optimizer: str, fraction: float = 0.95) -> pd.Series:
+    sel = table[(table["optimizer"] == optimizer) & np.isclose(table["fraction"], fraction)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_crossings_savings_and_censoring(results: Path) -> None:
+    runs = load_runs(results)
+    table = steps_to_threshold(runs, "task_a", [0.5, 0.95], window=1)
+    base, fast = row(table, "sgd_momentum"), row(table, "fast")
+    assert base["threshold"] == pytest.approx(4.95)
+    assert (base["steps"], fast["steps"]) == (96, 48)
+    assert fast["savings"] == pytest.approx(0.5) == fast["savings_seed_mean"]
+    assert fast["savings_ci95"] == 0 and fast["p_value"] == pytest.approx(0)
+    assert (fast["n_seeds"], fast["n_censored"]) == (2, 0)
+    # f = 0.5: T = 99 − 49.5 = 49.5 → baseline step 51, fast step 26 (100 − 52 = 48 ≤ 49.5)
+    assert (row(table, "sgd_momentum", 0.5)["steps"], row(table, "fast", 0.5)["steps"]) == (51, 26)
+    never = row(table, "never")
+    assert math.isnan(never["steps"]) and never["n_censored"] == 3
+    assert never["per_seed"] == "0:censored 1:censored 2:censored"
+    div = row(table, "fast_diverged")
+    assert div["steps"] == 48  # mean curve over finished runs only
+    assert (div["n_seeds"], div["n_censored"]) == (2, 1)
+    assert any("fast/seed=2: status running" in p for p in runs.problems)
+
+
+def test_report_writes_every_file(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, tb = tmp_path / "report", tmp_path / "tb"
+    report_main([str(results), "--out", str(out), "--smoothing", "1", "--tensorboard", str(tb)])
+    for name in (
+        "steps_to_threshold.csv",
+        "table1.md",
+        "table1.tex",
+        "table1.csv",
+        "performance_profile.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    for name in ("steps_to_threshold.csv", "loss_curves.png", "savings.png"):
+        assert (out / "task_a" / name).stat().st_size > 0, name
+    assert "fast/seed=2: status running" in (out / "missing.txt").read_text()
+    assert list((tb / "fast").glob("events.out.tfevents.*"))
+    printed = capsys.readouterr().out
+    assert "not reached" in printed and "left out" in printed
+    table = pd.read_csv(out / "table1.csv").set_index("optimizer")
+    assert table.loc["fast", "mean"] == pytest.approx(1.5)  # seeds 0 and 1: 1.0, 2.0
+    assert table.loc["fast", "n_seeds"] == 2
+    md = (out / "table1.md").read_text()
+    assert "**1.5 ± " in md  # best (lowest test loss) in bold
+    assert md.index("sgd_momentum") < md.index("fast")  # baseline columns first
+
+
+def test_report_bad_folder_exits_2(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        report_main([str(tmp_path / "nope")])
+    assert exc.value.code == 2
