@@ -23,7 +23,8 @@ _FILES = [
 
 
 class MNISTDataModule(TensorDataModule):
-    """Train 50k / val 10k (fixed split) / test 10k; ``normalize=None`` keeps pixels in [0, 1]."""
+    """Train 50k / val 10k (fixed split) / test 10k; ``normalize=None`` keeps pixels in [0, 1];
+    ``autoencode`` makes the image its own target (VAE)."""
 
     dataset_cls: type[datasets.MNIST] = datasets.MNIST
     folder = "MNIST"
@@ -36,9 +37,11 @@ class MNISTDataModule(TensorDataModule):
         normalize: tuple[float, float] | None = (0.130660, 0.3015041),
         download: bool = False,
         eval_batch_size: int = 1024,
+        autoencode: bool = False,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size)
         self.normalize = normalize
+        self.autoencode = autoencode
         self.download = download
 
     def _dataset(self, train: bool) -> datasets.MNIST:
@@ -70,7 +73,7 @@ class MNISTDataModule(TensorDataModule):
         if self.normalize is not None:
             mean, std = self.normalize
             x = (x - mean) / std
-        return x, ds.targets.long()
+        return x, x if self.autoencode else ds.targets.long()
 
     def load(self) -> tuple[Split, Split, Split]:
         x, y = self._tensors(self._dataset(train=True))

@@ -56,3 +56,52 @@ def write_energy(root: Path, n: int = 100) -> Path:
     lines = [header] + [",".join(f"{v:.5f}" for v in row) for row in data]
     (folder / "energy_efficiency_data.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def write_cifar(root: Path, classes: int = 10, n_per_batch: int = 20, n_test: int = 20) -> Path:
+    """CIFAR python-version pickles (bytes keys, uint8 rows of 3072) in the original layout."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    if classes == 10:
+        folder, names, test, key = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)],
+            "test_batch",
+            b"labels",
+        )
+    else:
+        folder, names, test, key = root / "cifar-100-python", ["train"], "test", b"fine_labels"
+    folder.mkdir(parents=True)
+    for name, n in [*((nm, n_per_batch) for nm in names), (test, n_test)]:
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            key: rng.integers(0, classes, n).tolist(),
+            b"batch_label": name.encode(),
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    return root
+
+
+def write_shakespeare(root: Path, chars: int = 20000) -> Path:
+    folder = root / "tinyshakespeare"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    words = ["thou", "art", "the", "king", "ROMEO:", "JULIET:", "\n", "love", "my", "lord,"]
+    text = " ".join(rng.choice(words, chars // 4))[:chars]
+    (folder / "input.txt").write_text(text)
+    return root
+
+
+def write_qqp(root: Path, n: int = 40) -> Path:
+    """GLUE QQP train/dev TSVs (CRLF, header id qid1 qid2 question1 question2 is_duplicate)."""
+    folder = root / "glue_qqp"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for name in ("train", "dev"):
+        lines = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"]
+        for i in range(n):
+            q = f"How do I learn {rng.choice(['python', 'torch', 'math'])} fast?"
+            lines.append(f'{i}\t{2 * i}\t{2 * i + 1}\t{q}\tWhat is "the" best way?\t{i % 2}')
+        (folder / f"{name}.tsv").write_text("\r\n".join(lines) + "\r\n")
+    return root

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 import main
-from tests.fake_data import write_energy, write_housing, write_mnist
+from tests.fake_data import (
+    write_cifar,
+    write_energy,
+    write_housing,
+    write_mnist,
+)
 
 MAIN = str(Path(main.__file__).resolve())
 SHARED = os.environ.get("OVERSHOOT_DATA", "")
@@ -105,6 +110,16 @@ def test_nesterov_is_sgdo_with_gamma_mu_bit_for_bit(
     assert (nag["loss"].to_numpy() == sgdo["loss"].to_numpy()).all()
 
 
+# Too large for a CPU test as configured (ResNet, GPT): covered by the GPU runs, not here.
+LARGE = [
+    "resnet18_cifar100",
+    "resnet50_cifar100",
+    "gpt_shakespeare",
+    "gpt_tiny_shakespeare",
+    "gpt_hf_qqp",
+]
+
+
 @pytest.mark.slow
 def test_every_task_and_family_runs_and_writes_results(tmp_path: Path) -> None:
     root = tmp_path / "data"
@@ -112,29 +127,20 @@ def test_every_task_and_family_runs_and_writes_results(tmp_path: Path) -> None:
     write_mnist(root, "FashionMNIST")
     write_housing(root)
     write_energy(root)
-    tasks = ",".join(main.choices("task"))
-    run_main(
-        [
-            "-m",
-            f"task={tasks}",
-            "optimizer=sgdo,adamo",
-            "max_steps=12",
-            "trainer=debug",
-            "experiment_name=all",
-            "task.epochs=1",
-        ],
-        tmp_path,
-        root,
-    )
-    for task in main.choices("task"):
+    write_cifar(root, 10)
+    plain = ",".join(t for t in main.choices("task") if t not in LARGE)
+    common = ["optimizer=sgdo,adamo", "max_steps=6", "trainer=debug", "experiment_name=all"]
+    run_main(["-m", f"task={plain}", *common, "task.epochs=1"], tmp_path, root)
+    for task in plain.split(","):
         for label in ("sgdo_g5", "adamo_g5"):
             run = tmp_path / "results" / "all" / task / label / "seed=0"
             meta = json.loads((run / "meta.json").read_text())
             assert meta["status"] == "finished", (task, label)
-            assert meta["steps"] == 12
+            assert meta["steps"] == 6
             df = pd.read_csv(run / "steps.csv")
-            assert list(df["step"]) == list(range(1, 13))
+            assert list(df["step"]) == list(range(1, 7)), task
             assert df["loss"].notna().all() and df["loss_base"].notna().all()
+            assert (df["loss"] != df["loss_base"]).any(), task
             evals = pd.read_csv(run / "evals.csv")
             assert "test" in set(evals["stage"])
             assert (run / "config.yaml").read_text().count(f"name: {task}") == 1

@@ -117,6 +117,7 @@ class StepRecorder(pl.Callback):
         self.status = "finished"
         self.diverged_at: int | None = None
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+        self.recorded_step = 0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -157,6 +158,9 @@ class StepRecorder(pl.Callback):
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, TrainModule)
+        if trainer.global_step == self.recorded_step:
+            return  # accumulating gradients: one row per optimizer step (its last micro-batch)
+        self.recorded_step = trainer.global_step
         values = dict(pl_module.last_step)
         opt = overshoot_optimizer(trainer)
         values["loss_base"] = values["loss"]

@@ -71,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed
     )
     model = instantiate(cfg.task.model)
-    steps = cfg.max_steps or cfg.task.epochs * datamodule.batches_per_epoch()
+    accumulate = int(cfg.task.get("accumulate", 1))
+    steps = cfg.max_steps or cfg.task.epochs * datamodule.batches_per_epoch() // accumulate
     module = TrainModule(
         model,
         instantiate(cfg.optimizer.factory),
@@ -96,7 +97,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = pl.Trainer(
         **trainer_cfg,
         max_steps=steps,
-        max_epochs=math.ceil(steps / datamodule.batches_per_epoch()),
+        max_epochs=math.ceil(steps * accumulate / datamodule.batches_per_epoch()),
+        accumulate_grad_batches=accumulate,
         logger=logger,
         callbacks=callbacks,
         enable_checkpointing=False,

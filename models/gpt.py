@@ -1,0 +1,85 @@
+"""GPT-2 models from transformers: a config-built causal LM, and GPT-2 + LoRA for pair tasks.
+
+Pretrained weights need the internet (or a local Hugging Face cache); offline, ``pretrained``
+falls back to the same architecture from its config with random init, and says so.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from models.base import TaskModel
+
+
+class GPT(TaskModel):
+    """Causal LM from a GPT2Config (tied embeddings); loss = next-token cross-entropy."""
+
+    def __init__(
+        self, n_layer: int = 12, n_head: int = 12, n_embd: int = 768, vocab_size: int = 50304,
+        block_size: int = 1024, dropout: float = 0.0,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(
+            n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=vocab_size,
+            n_positions=block_size, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+        )  # fmt: skip
+        self.net = GPT2LMHeadModel(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(input_ids=x).logits  # type: ignore[no-any-return]
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out.flatten(0, 1).float(), y.flatten())
+
+
+class GPT2LoRAClassifier(TaskModel):
+    """GPT-2 sequence classifier with LoRA adapters (peft); inputs are padded token ids."""
+
+    def __init__(
+        self, num_labels: int = 2, lora_r: int = 6, lora_dropout: float = 0.1,
+        pretrained: str | None = "gpt2", pad_token_id: int = 50256,
+        n_layer: int = 12, n_head: int = 12, n_embd: int = 768,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+        from transformers import GPT2Config, GPT2ForSequenceClassification
+
+        model = None
+        if pretrained:
+            try:
+                model = GPT2ForSequenceClassification.from_pretrained(
+                    pretrained, num_labels=num_labels
+                )
+            except OSError:
+                warnings.warn(
+                    f"pretrained weights {pretrained!r} unavailable offline; "
+                    "using a randomly initialised GPT-2 of the same shape",
+                    stacklevel=2,
+                )
+        if model is None:
+            config = GPT2Config(
+                n_layer=n_layer, n_head=n_head, n_embd=n_embd, num_labels=num_labels
+            )
+            model = GPT2ForSequenceClassification(config)
+        model.config.pad_token_id = pad_token_id
+        lora = LoraConfig(
+            task_type="SEQ_CLS", r=lora_r, lora_alpha=2 * lora_r, lora_dropout=lora_dropout,
+            target_modules=["c_attn"], fan_in_fan_out=True,
+        )  # fmt: skip
+        self.pad_token_id = pad_token_id
+        self.net = get_peft_model(model, lora)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = (x != self.pad_token_id).long()
+        return self.net(input_ids=x, attention_mask=mask).logits  # type: ignore[no-any-return]
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out.float(), y)
+
+    def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"accuracy": (out.argmax(dim=1) == y).float().mean()}
