@@ -62,9 +62,8 @@ class GPT2LoRAClassifier(TaskModel):
                     stacklevel=2,
                 )
         if model is None:
-            config = GPT2Config(
-                n_layer=n_layer, n_head=n_head, n_embd=n_embd, num_labels=num_labels
-            )
+            config = GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+            config.num_labels = num_labels
             model = GPT2ForSequenceClassification(config)
         model.config.pad_token_id = pad_token_id
         lora = LoraConfig(
