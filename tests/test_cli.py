@@ -89,7 +89,7 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         (["--model", "mlpx", "--dataset", "mnist"], "unknown model 'mlpx'; valid: mlp, 2c2d"),
         (["--model", "mlp", "--dataset", "mnistx"], "unknown dataset 'mnistx'; valid: mnist"),
         (["--opt_name", "sgdx"], "unknown optimizer 'sgdx'; valid: "),
-        (["task=nope"], "unknown task 'nope'; valid: mlp_diabetes"),
+        (["task=nope"], "unknown task 'nope'; valid: 2c2d_fmnist"),
         (["-m", "optimizer=sgdo,adamx"], "unknown optimizer 'adamx'; valid: adam"),
         (["--config_override", "foo=1"], "'foo=1': expected KEY=VALUE with KEY one of precision"),
         (["--config_override", "max_steps=ten"], "max_steps=ten: expected a int"),
