@@ -239,12 +239,15 @@ def main() -> None:
 
 def _run(cfg: Any) -> float | None:
     from data.root import DataNotFoundError
-    from trainers.run import train
+    from trainers.run import Interrupted, train
 
     try:
         summary = train(cfg)
     except (DataNotFoundError, ValueError) as e:
         fail(str(e).splitlines()[0])
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        sys.exit(130)
     print_summary(summary)
     loss = summary.get("test/loss")
     return float(loss) if loss is not None else None

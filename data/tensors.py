@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    RandomSampler,
-    SequentialSampler,
-    TensorDataset,
-)
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class EpochBatches(Sampler[torch.Tensor]):
+    """Batches of indices whose order at each epoch depends only on (seed, epoch).
+
+    Shuffled, it draws what ``BatchSampler(RandomSampler(generator seeded once))`` draws epoch
+    after epoch (two permutations per epoch; results made before this class pair with those made
+    after it), and ``set_epoch`` (called by Lightning before each epoch) replays the generator when
+    a run resumes at a later epoch, so a resumed run sees the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0  # the epoch the generator's next draws belong to
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.shuffle and epoch != self.epoch:
+            self.generator.manual_seed(self.seed)
+            for _ in range(2 * epoch):
+                torch.randperm(self.n, generator=self.generator)
+            self.epoch = epoch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        # A generator: nothing is drawn until the first batch is asked for, because Lightning
+        # creates an epoch's iterator before it calls set_epoch for that epoch.
+        if not self.shuffle:
+            yield from torch.arange(self.n).split(self.batch_size)
+            return
+        order = torch.randperm(self.n, generator=self.generator)
+        torch.randperm(self.n, generator=self.generator)  # RandomSampler's remainder draw
+        self.epoch += 1
+        yield from order.split(self.batch_size)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -47,13 +79,9 @@ class TensorDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
         data = TensorDataset(*self.splits[split])
-        order = (
-            RandomSampler(data, generator=torch.Generator().manual_seed(self.seed))
-            if shuffle
-            else SequentialSampler(data)
-        )
         size = self.batch_size if shuffle else self.eval_batch_size
-        return DataLoader(data, sampler=BatchSampler(order, size, drop_last=False), batch_size=None)
+        batches = EpochBatches(len(data), size, shuffle, self.seed)
+        return DataLoader(data, sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
         return self._loader("train", shuffle=True)

@@ -6,8 +6,6 @@ import math
 import platform
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +14,9 @@ import torch
 from pytorch_lightning.callbacks import RichProgressBar
 
 from overshoot import OvershootOptimizer
+from trainers.base_weights import exactly_at_base, overshoot_optimizer
 from trainers.module import TrainModule
 from trainers.results import STEP_FIELDS, RunResults
-
-
-def overshoot_optimizer(trainer: pl.Trainer) -> OvershootOptimizer | None:
-    opts = trainer.optimizers
-    return opts[0] if opts and isinstance(opts[0], OvershootOptimizer) else None
-
-
-@contextmanager
-def exactly_at_base(opt: OvershootOptimizer, module: torch.nn.Module) -> Iterator[None]:
-    """Hold the base weights inside the block, then restore the held weights bit for bit.
-
-    move_to_base ∘ move_to_overshoot is the identity only up to rounding; restoring a snapshot
-    keeps training unperturbed by evaluation (one temporary copy of the parameters).
-    """
-    snapshot = [p.detach().clone() for p in module.parameters()]
-    try:
-        with opt.base_weights():
-            yield
-    finally:
-        with torch.no_grad():
-            for p, saved in zip(module.parameters(), snapshot, strict=True):
-                p.copy_(saved)
 
 
 class BaseWeightsEvaluation(pl.Callback):
@@ -118,8 +95,18 @@ class StepRecorder(pl.Callback):
         self.diverged_at: int | None = None
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
         self.recorded_step = 0
+        self.resumed_wall_time: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time": time.perf_counter() - self.start}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.resumed_wall_time = float(state_dict["wall_time"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.resumed_wall_time is not None:
+            return  # resuming: on_train_start, once the checkpoint's step is restored
+        logs = trainer.logger.log_dir if trainer.logger is not None else None
         self.start = time.perf_counter()
         self.results.start(
             self.config_yaml,
@@ -130,7 +117,34 @@ class StepRecorder(pl.Callback):
                 "git_commit": _git_commit(),
                 "device": str(pl_module.device),
                 "precision": str(trainer.precision),
+                "logs": logs,
             },
+        )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.resumed_wall_time is not None:
+            self.start = time.perf_counter() - self.resumed_wall_time
+            self.recorded_step = trainer.global_step
+            self.results.resume(trainer.global_step)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.flush(trainer)
+        self.results.sync()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """Ctrl-C, SIGTERM or an error: keep what was recorded and say how the run stopped."""
+        if not self.results.meta:
+            return  # failed before the run started: nothing to keep
+        self.flush(trainer)
+        stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
+        self.results.close(
+            "interrupted" if stopped else "failed",
+            stopped_at_step=trainer.global_step,
+            error=None if stopped else f"{type(exception).__name__}: {exception}",
         )
 
     def _loss_at_base(

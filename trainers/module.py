@@ -10,6 +10,8 @@ import torch
 
 from models.base import TaskModel
 from overshoot import TwoModelOvershoot
+from trainers.base_weights import exactly_at_base, overshoot_optimizer
+from trainers.checkpoints import HELD_KEY
 
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
 
@@ -83,3 +85,16 @@ class TrainModule(pl.LightningModule):
             return opt
         sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=self.total_steps + 1)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the base weights as ``state_dict`` and the held ones for resuming."""
+        opt = overshoot_optimizer(self.trainer)
+        if opt is not None and not opt.at_base:
+            checkpoint[HELD_KEY] = checkpoint["state_dict"]
+            with exactly_at_base(opt, self):
+                checkpoint["state_dict"] = {k: v.clone() for k, v in self.state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming training (a trainer is attached) continues from the held weights θ′."""
+        if self._trainer is not None and HELD_KEY in checkpoint:
+            checkpoint["state_dict"] = checkpoint[HELD_KEY]

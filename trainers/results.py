@@ -1,7 +1,8 @@
 """The per-run results folder: config.yaml, meta.json, steps.csv, evals.csv, written atomically.
 
 Rows are streamed to ``<name>.part`` files as they come (nothing accumulates in memory) and
-renamed into place when the run ends, so a reader never sees a half-written file.
+renamed into place when the run ends, so a reader never sees a half-written file. A resumed run
+cuts the ``.part`` files back to its checkpoint's step and appends from there.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class RunResults:
         self.meta.update(values)
         write_atomic(self.dir / "meta.json", json.dumps(self.meta, indent=2, default=str) + "\n")
 
+    def resume(self, step: int, **meta: Any) -> None:
+        """Continue an interrupted run from its checkpoint at ``step``: drop later rows."""
+        self.meta = json.loads((self.dir / "meta.json").read_text())
+        for part in self.dir.glob("*.part"):
+            with open(part, newline="") as f:
+                rows = list(csv.DictReader(f))
+                fields = list(rows[0]) if rows else None
+            if fields is None:
+                part.unlink()
+                continue
+            kept = [r for r in rows if int(r["step"]) <= step]
+            f = open(part.with_suffix(".tmp"), "w", newline="")  # noqa: SIM115 - kept open for streaming
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+            os.replace(part.with_suffix(".tmp"), part)
+            self._files[part.name.removesuffix(".part")] = (f, writer)
+        resumes = [*self.meta.get("resumed_at_steps", []), step]
+        self.update_meta(status="running", resumed_at_steps=resumes, **meta)
+
     def append(self, name: str, row: dict[str, Any], fields: list[str]) -> None:
         if name not in self._files:
             f = open(self.dir / f"{name}.part", "w", newline="")  # noqa: SIM115 - kept open for streaming
@@ -51,6 +72,18 @@ class RunResults:
             writer.writeheader()
             self._files[name] = (f, writer)
         self._files[name][1].writerow(row)
+
+    def sync(self) -> None:
+        """Push streamed rows to the OS (called before a checkpoint is written)."""
+        for f, _ in self._files.values():
+            f.flush()
+
+    def close(self, status: str, **meta: Any) -> None:
+        """End without finishing: the ``.part`` files stay for a resumed run."""
+        for f, _ in self._files.values():
+            f.close()
+        self._files.clear()
+        self.update_meta(status=status, **meta)
 
     def finish(self, status: str, **meta: Any) -> None:
         for name, (f, _) in self._files.items():

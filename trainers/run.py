@@ -13,10 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
+from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.module import TrainModule
 from trainers.results import RunResults
 
 OVERSHOOT_OPTIMIZERS = ("sgdo", "adamo", "adamw_overshoot_replication")
+
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C, SIGTERM); its results folder says so and can be resumed."""
 
 
 def optimizer_label(cfg: DictConfig) -> str:
@@ -56,23 +61,78 @@ def finished_summary(directory: Path) -> dict[str, Any] | None:
     }
 
 
+def resume_point(directory: Path) -> tuple[Path, int | None] | None:
+    """(checkpoint, TensorBoard version) of a run that started and did not end, if any."""
+    ckpt = last_checkpoint(directory)
+    meta_path = directory / "meta.json"
+    if not (ckpt.is_file() and meta_path.is_file()):
+        return None
+    logs = json.loads(meta_path.read_text()).get("logs")
+    version = Path(logs).name.removeprefix("version_") if logs else ""
+    return ckpt, int(version) if version.isdigit() else None
+
+
+def make_trainer(
+    cfg: DictConfig,
+    directory: Path,
+    recorder: StepRecorder,
+    steps: int,
+    epochs: int,
+    version: int | None,
+) -> pl.Trainer:
+    """The Lightning trainer of one run: its callbacks, TensorBoard logger and precision."""
+    trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    if cfg.precision is not None:
+        trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
+    callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
+    if trainer_cfg["enable_progress_bar"]:
+        callbacks.append(LossProgressBar())
+    if cfg.checkpoint_every_n_epochs:
+        every = int(cfg.checkpoint_every_n_epochs)
+        callbacks.append(EpochStartCheckpoint(last_checkpoint(directory), every))
+    logger = TensorBoardLogger(
+        save_dir=f"lightning_logs/{cfg.experiment_name}", name=str(cfg.job_name), version=version
+    )
+    return pl.Trainer(
+        **trainer_cfg,
+        max_steps=steps,
+        max_epochs=epochs,
+        accumulate_grad_batches=int(cfg.task.get("accumulate", 1)),
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration; return a summary of where things went and final losses.
 
     A run whose results folder says it ended (finished or diverged) is not repeated unless
-    ``force``: sweeps can be re-launched and only do what is missing.
+    ``force``: sweeps can be re-launched and only do what is missing. A run that started and
+    did not end (interrupted, killed, failed) resumes from its last checkpoint.
     """
-    done = finished_summary(run_dir(cfg))
+    directory = run_dir(cfg)
+    done = finished_summary(directory)
     if done is not None and not cfg.force:
         return done
+    resume = None if cfg.force else resume_point(directory)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     hp = cfg.task[cfg.optimizer.family]
     datamodule = instantiate(
         cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed
     )
-    model = instantiate(cfg.task.model)
     accumulate = int(cfg.task.get("accumulate", 1))
-    steps = cfg.max_steps or cfg.task.epochs * datamodule.batches_per_epoch() // accumulate
+    batches = datamodule.batches_per_epoch()
+    steps = cfg.max_steps or cfg.task.epochs * batches // accumulate
+    recorder = StepRecorder(
+        RunResults(directory), OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
+    )
+    epochs = math.ceil(steps * accumulate / batches)
+    trainer = make_trainer(cfg, directory, recorder, steps, epochs, resume[1] if resume else None)
+    with trainer.init_module():  # in the run's dtype, so a float64 checkpoint loads exactly
+        model = instantiate(cfg.task.model)
     module = TrainModule(
         model,
         instantiate(cfg.optimizer.factory),
@@ -81,44 +141,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         two_models=cfg.two_models,
         overshoot=cfg.optimizer.overshoot,
     )
-    results = RunResults(run_dir(cfg))
-    recorder = StepRecorder(
-        results, OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
-    )
-    trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
-    if cfg.precision is not None:
-        trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
-    callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
-    if trainer_cfg["enable_progress_bar"]:
-        callbacks.append(LossProgressBar())
-    logger = TensorBoardLogger(
-        save_dir=f"lightning_logs/{cfg.experiment_name}", name=str(cfg.job_name)
-    )
-    trainer = pl.Trainer(
-        **trainer_cfg,
-        max_steps=steps,
-        max_epochs=math.ceil(steps * accumulate / datamodule.batches_per_epoch()),
-        accumulate_grad_batches=accumulate,
-        logger=logger,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume[0] if resume else None)
+    except SystemExit as stop:  # how Lightning ends a fit on Ctrl-C and on SIGTERM
+        raise Interrupted(
+            f"interrupted at step {trainer.global_step}; results kept in {directory}; "
+            "run the same command again to resume"
+        ) from stop
+    if cfg.checkpoint_every_n_epochs:  # the trained model, at base weights
+        trainer.save_checkpoint(last_checkpoint(directory), weights_only=False)
     last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     final = {**last_val, **{k: float(v) for k, v in test.items()}}
-    recorder.finish(trainer, final=final, logs=logger.log_dir)
+    logs = trainer.logger.log_dir if trainer.logger is not None else None
+    recorder.finish(trainer, final=final, logs=logs)
     summary = {
         "status": recorder.status,
         "steps": trainer.global_step,
-        "results": str(results.dir),
-        "logs": logger.log_dir,
+        "results": str(directory),
+        "logs": logs,
         **final,
     }
-    logger.log_hyperparams(
-        {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed},
-        {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)},
-    )
+    if trainer.logger is not None:
+        trainer.logger.log_hyperparams(
+            {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed},
+            {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)},
+        )
     return summary

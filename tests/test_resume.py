@@ -1,0 +1,97 @@
+"""Interruption and resume with real signals: a stopped run continues bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import main
+from tests.fake_data import write_housing
+
+MAIN = str(Path(main.__file__).resolve())
+ARGS = [
+    *("--model", "mlp", "--dataset", "housing", "--opt_name", "sgd_overshoot", "--seed", "3"),
+    "trainer=debug",
+    *("--config_override", "precision=high", "B=64", "max_steps=700"),
+]
+
+
+def start(cwd: Path, root: Path, experiment: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, MAIN, *ARGS, "--experiment_name", experiment],
+        cwd=cwd,
+        env={**os.environ, "OVERSHOOT_DATA": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_dir(cwd: Path, experiment: str) -> Path:
+    return cwd / "results" / experiment / "mlp_housing" / "sgdo_g5" / "seed=3"
+
+
+def stop_after_checkpoint(proc: subprocess.Popen[str], ckpt: Path, sig: signal.Signals) -> None:
+    """Send ``sig`` as soon as a checkpoint newer than the current one is on disk."""
+    before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+    deadline = time.monotonic() + 120
+    while not (ckpt.exists() and ckpt.stat().st_mtime_ns != before):
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_bit_for_bit(tmp_path: Path) -> None:
+    root = write_housing(tmp_path / "data", n=2000)
+    whole = start(tmp_path, root, "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:] if whole.stderr else ""
+
+    folder = run_dir(tmp_path, "cut")
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    first = start(tmp_path, root, "cut")
+    stop_after_checkpoint(first, ckpt, signal.SIGTERM)
+    assert first.returncode == 130
+    assert "run the same command again to resume" in (first.stderr.read() if first.stderr else "")
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 700
+    assert (folder / "steps.csv.part").exists() and not (folder / "steps.csv").exists()
+
+    second = start(tmp_path, root, "cut")  # resumes, then dies without any chance to clean up
+    stop_after_checkpoint(second, ckpt, signal.SIGKILL)
+    assert json.loads((folder / "meta.json").read_text())["status"] == "running"
+
+    third = start(tmp_path, root, "cut")
+    assert third.wait(timeout=300) == 0, third.stderr.read()[-2000:] if third.stderr else ""
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["status"] == "finished" and len(meta["resumed_at_steps"]) == 2
+
+    columns = ["step", "epoch", "lr", "loss", "loss_base"]
+    for name, cols in (("steps.csv", columns), ("evals.csv", None)):
+        a = pd.read_csv(run_dir(tmp_path, "whole") / name)
+        b = pd.read_csv(folder / name)
+        pd.testing.assert_frame_equal(a[cols] if cols else a, b[cols] if cols else b, rtol=0)
+    assert len(pd.read_csv(folder / "steps.csv")) == 700
+
+
+def test_checkpoint_holds_base_weights_and_resumes_from_held(tmp_path: Path) -> None:
+    """``state_dict`` is what a user deploys (θ); the held θ′ differ and are kept for resuming."""
+    root = write_housing(tmp_path / "data", n=2000)
+    proc = start(tmp_path, root, "ckpt")
+    assert proc.wait(timeout=300) == 0
+    ckpt = torch.load(run_dir(tmp_path, "ckpt") / "checkpoints" / "last.ckpt")  # weights_only
+    base, held = ckpt["state_dict"], ckpt["overshoot_held_state_dict"]
+    assert base.keys() == held.keys()
+    assert any(not torch.equal(base[k], held[k]) for k in base)
+    assert ckpt["optimizer_states"][0]["overshoot_at_base"] is False
