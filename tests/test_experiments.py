@@ -1,0 +1,34 @@
+"""The paper grids in configs/experiment name only tasks and optimizers that exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_grid_names_existing_groups(experiment: str) -> None:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    for group in ("task", "optimizer"):
+        names = str(params[group]).split(",")
+        missing = [n for n in names if not (CONFIGS / group / f"{n}.yaml").is_file()]
+        assert not missing, f"{experiment}: unknown {group} {missing}"
+    assert cfg.experiment_name == experiment
+
+
+def test_paper_table1_is_the_papers_grid() -> None:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", ["experiment=paper_table1"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert len(str(params.task).split(",")) == 7  # MLP-CA, 2c2d-FM, 3c3d-C10, ResNet, VAE x2, GPT-2
+    assert str(params.optimizer).split(",") == [
+        *("sgd_momentum", "sgd_nesterov", "sgdo", "adam", "nadam", "adamo")
+    ]
+    assert str(params["optimizer.overshoot"]) == "3,5,7" and str(params.seed) == "range(10)"
