@@ -3,7 +3,8 @@
     python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
                              [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adam]
 
-Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks) and
+Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks; with
+seconds per step and time to threshold from the same runs) and
 per task ``<task>/steps_to_threshold.csv``, ``<task>/loss_curves.png``, ``<task>/savings.png``;
 ``table1.{md,tex,csv}``; ``performance_profile.png``; ``missing.txt``; and a TensorBoard run in
 ``lightning_logs/compare/`` (``--tensorboard``).
@@ -90,6 +91,29 @@ def table1(runs: Runs) -> tuple[pd.DataFrame, pd.DataFrame]:
         display[f"{task} ({metric.removeprefix('test_')})"] = cells
     shown = pd.DataFrame(display).T.reindex(columns=order).fillna("–")
     return pd.DataFrame(rows), shown
+
+
+def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
+    """Seconds per step (mean over finished seeds, evaluation included) and time to threshold.
+
+    Steps saved are only worth it if a step does not cost more: ``time_savings`` compares
+    steps x seconds per step with the baseline's, from the same runs.
+    """
+    done = runs.index[runs.index["status"] == "finished"]
+    per_step = (1.0 / done["steps_per_s"]).groupby([done["task"], done["optimizer"]]).mean()
+    out = table.merge(
+        per_step.rename("s_per_step").reset_index(), on=["task", "optimizer"], how="left"
+    )
+    out["time_to_threshold_s"] = out["steps"] * out["s_per_step"]
+    base = out.set_index(["task", "optimizer", "fraction"])["time_to_threshold_s"]
+    base_time = [
+        base.get((row.task, row.baseline, row.fraction), math.nan) for row in out.itertuples()
+    ]
+    out["step_time_ratio"] = out["s_per_step"] / [
+        per_step.get((row.task, row.baseline), math.nan) for row in out.itertuples()
+    ]
+    out["time_savings"] = 1 - out["time_to_threshold_s"] / base_time
+    return out
 
 
 def plot_curves(runs: Runs, task: str, window: int, path: Path) -> None:
@@ -196,7 +220,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     for task in sorted(runs.index["task"].unique()):
-        table = steps_to_threshold(runs, task, fractions, window, baselines)
+        table = add_wall_clock(steps_to_threshold(runs, task, fractions, window, baselines), runs)
         (out / task).mkdir(exist_ok=True)
         table.to_csv(out / task / "steps_to_threshold.csv", index=False)
         plot_curves(runs, task, window, out / task / "loss_curves.png")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scripts.report import add_wall_clock
 from scripts.report import main as report_main
 from scripts.runs import load_runs
 from scripts.threshold import steps_to_threshold
@@ -25,11 +26,12 @@ def write_run(
     status: str = "finished",
     family: str = "sgd",
     test_loss: float = 1.0,
+    steps_per_s: float = 100.0,
 ) -> None:
     run = root / "task_a" / optimizer / f"seed={seed}"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
-    (run / "meta.json").write_text(json.dumps({"status": status, "steps_per_s": 100.0}))
+    (run / "meta.json").write_text(json.dumps({"status": status, "steps_per_s": steps_per_s}))
     if status == "running":
         return
     steps = pd.DataFrame({"step": STEPS[: len(loss)], "loss": loss, "loss_base": loss})
@@ -46,7 +48,8 @@ def results(tmp_path: Path) -> Path:
         write_run(root, "sgd_momentum", seed, 100.0 - STEPS, test_loss=2.0 + seed)
         write_run(root, "never", seed, np.full(100, 100.0), test_loss=9.0)
     for seed in range(2):  # unequal seed counts: fast has seeds 0 and 1 only
-        write_run(root, "fast", seed, np.clip(100.0 - 2 * STEPS, 0, None), test_loss=1.0 + seed)
+        fast = np.clip(100.0 - 2 * STEPS, 0, None)
+        write_run(root, "fast", seed, fast, test_loss=1.0 + seed, steps_per_s=40.0 + 20 * seed)
     diverged = [*np.clip(100.0 - 2 * STEPS[:10], 0, None).tolist(), math.nan]
     write_run(root, "fast_diverged", 0, np.array(diverged), status="diverged", test_loss=5.0)
     write_run(root, "fast_diverged", 1, np.clip(100.0 - 2 * STEPS, 0, None), test_loss=5.0)
@@ -78,6 +81,19 @@ def test_crossings_savings_and_censoring(results: Path) -> None:
     assert div["steps"] == 48  # mean curve over finished runs only
     assert (div["n_seeds"], div["n_censored"]) == (2, 1)
     assert any("fast/seed=2: status running" in p for p in runs.problems)
+
+
+def test_wall_clock_turns_steps_saved_into_time_saved(results: Path) -> None:
+    runs = load_runs(results)
+    table = add_wall_clock(steps_to_threshold(runs, "task_a", [0.95], window=1), runs)
+    base, fast = row(table, "sgd_momentum"), row(table, "fast")
+    assert base["s_per_step"] == pytest.approx(0.01) and base["time_savings"] == 0
+    # fast: 48 steps at (1/40 + 1/60)/2 s = 1 s vs the baseline's 96 steps at 0.01 s = 0.96 s
+    assert fast["s_per_step"] == pytest.approx((1 / 40 + 1 / 60) / 2)
+    assert fast["step_time_ratio"] == pytest.approx(fast["s_per_step"] / 0.01)
+    assert fast["time_to_threshold_s"] == pytest.approx(1.0)
+    assert fast["time_savings"] == pytest.approx(1 - 1.0 / 0.96)  # saves steps, not time
+    assert math.isnan(row(table, "never")["time_savings"])
 
 
 def test_report_writes_every_file(
