@@ -215,6 +215,31 @@ def check_group_choices(overrides: list[str]) -> None:
                     )
 
 
+def check_composes(args: list[str]) -> None:
+    """Compose the config of a single run once, so a bad key or value is one line, exit 2.
+
+    Multiruns (``-m``, sweep values) are left to Hydra: their overrides are sweeps, not values.
+    """
+    if any(a in ("-m", "--multirun") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            compose("config", overrides, return_hydra_config=True)
+    except Exception as e:  # Hydra/OmegaConf raise many types; all are bad input here
+        lines = [
+            str(x).strip().splitlines()[0].rstrip(".")
+            for x in (e, e.__cause__)
+            if x and str(x).strip()
+        ]
+        raise UsageError(
+            f"{': '.join(lines) or type(e).__name__} (KEY=VALUE sets an existing key, "
+            "+KEY=VALUE adds one; python main.py --cfg job lists them)"
+        ) from None
+
+
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Separate reference flags from Hydra arguments (overrides, -m, --cfg, ...)."""
     parser = reference_parser()
@@ -231,6 +256,7 @@ def main() -> None:
     try:
         overrides, rest = split_argv(argv)
         check_group_choices(overrides + rest)
+        check_composes(overrides + rest)
     except UsageError as e:
         fail(str(e))
     sys.argv = [sys.argv[0], *overrides, *rest]

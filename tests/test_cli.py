@@ -99,6 +99,7 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         ),
         (["--config_override", "precision=half"], "precision=half: valid values are high"),
         (["--overshoot_factor", "-1"], "--overshoot_factor -1.0: must be >= 0"),
+        (["lr=-1"], "Could not override 'lr': Key 'lr' is not in struct (KEY=VALUE sets"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -109,6 +110,45 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["max_steps=-5"], "max_steps=-5: must be a positive number of steps or null"),
+        (["seed=abc"], "seed=abc: expected a non-negative integer"),
+        (["--config_override", "lr=-1"], "Invalid learning rate: -1 (must be >= 0)"),
+        (
+            ["--opt_name", "sgd_overshoot", "--config_override", "sgd_momentum=0"],
+            "Invalid momentum: 0 with overshoot 5: overshoot needs momentum > 0",
+        ),
+        (["results_dir=/proc/nope"], "cannot write results to /proc/nope/test/mlp_diabetes"),
+    ],
+)
+def test_bad_values_exit_2_before_any_result(argv: list[str], message: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, *argv], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "lightning_logs").exists()
+
+
+def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, MAIN, "trainer=debug", "max_steps=5", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+    assert run().returncode == 0
+    meta = next(tmp_path.glob("results/**/meta.json"))
+    before = meta.read_text()
+    proc = run("task.sgd.lr=0.5")
+    assert proc.returncode == 2
+    assert "holds a run with other settings (optimizer.factory.lr: 0.01 there, 0.5 now)" in (
+        proc.stderr
+    )
+    assert meta.read_text() == before
+    assert run("task.sgd.lr=0.5", "force=true").returncode == 0
 
 
 def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -59,6 +60,51 @@ def finished_summary(directory: Path) -> dict[str, Any] | None:
         "logs": meta.get("logs", "?"),
         **meta.get("final", {}),
     }
+
+
+# Keys that may differ between a run and its re-launch (where it runs, not what it computes).
+RELAUNCH_KEYS = ("force", "data.root", "data.download", "trainer.enable_progress_bar")
+
+
+def config_change(directory: Path, cfg: DictConfig) -> str | None:
+    """The first setting in which ``cfg`` differs from the run stored in ``directory``, if any."""
+    stored_path = directory / "config.yaml"
+    if not stored_path.is_file():
+        return None
+    stored = _flat(OmegaConf.to_container(OmegaConf.load(stored_path)))
+    current = _flat(OmegaConf.to_container(cfg, resolve=True))
+    for key in sorted(stored.keys() | current.keys()):
+        if key not in RELAUNCH_KEYS and stored.get(key) != current.get(key):
+            return f"{key}: {stored.get(key)!r} there, {current.get(key)!r} now"
+    return None
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.removesuffix("."): tree}
+    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+
+
+def check_run(cfg: DictConfig, directory: Path) -> None:
+    """Refuse, before any work, what would fail late or overwrite another configuration's run."""
+    if not str(cfg.seed).isdigit():
+        raise ValueError(f"seed={cfg.seed}: expected a non-negative integer")
+    if cfg.max_steps is not None and int(cfg.max_steps) <= 0:
+        raise ValueError(f"max_steps={cfg.max_steps}: must be a positive number of steps or null")
+    # The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...).
+    instantiate(cfg.optimizer.factory)([torch.nn.Parameter(torch.zeros(1))])
+    change = None if cfg.force else config_change(directory, cfg)
+    if change is not None:
+        raise ValueError(
+            f"{directory} holds a run with other settings ({change}); "
+            "use another experiment_name, or force=true to replace it"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(
+            f"cannot write results to {directory} ({e.strerror}); set results_dir=DIR"
+        ) from None
 
 
 def resume_point(directory: Path) -> tuple[Path, int | None] | None:
@@ -114,6 +160,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     did not end (interrupted, killed, failed) resumes from its last checkpoint.
     """
     directory = run_dir(cfg)
+    check_run(cfg, directory)
     done = finished_summary(directory)
     if done is not None and not cfg.force:
         return done
