@@ -171,3 +171,21 @@ def test_help_lists_tasks_and_optimizers(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert "mlp_housing" in proc.stdout and "adamw_overshoot_replication" in proc.stdout
+
+
+def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:
+    """Parallel jobs of one grid never write the same results folder."""
+    from filelock import FileLock
+
+    folder = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0"
+    folder.mkdir(parents=True)
+    with FileLock(folder / ".lock"):
+        proc = subprocess.run(
+            [sys.executable, MAIN, "trainer=debug", "max_steps=5"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "status: running in another process; skipped" in proc.stdout
+    assert [p.name for p in folder.iterdir()] == [".lock"]

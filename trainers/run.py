@@ -9,6 +9,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from filelock import FileLock, Timeout
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -67,14 +68,21 @@ RELAUNCH_KEYS = ("force", "data.root", "data.download", "trainer.enable_progress
 
 
 def config_change(directory: Path, cfg: DictConfig) -> str | None:
-    """The first setting in which ``cfg`` differs from the run stored in ``directory``, if any."""
+    """The first setting in which ``cfg`` differs from the run stored in ``directory``, if any.
+
+    Names (job_name) and a γ that the optimizer does not use are not settings of the run: a grid
+    over γ × optimizers repeats CM for every γ, and the repeats are the same run.
+    """
     stored_path = directory / "config.yaml"
     if not stored_path.is_file():
         return None
+    ignored = {*RELAUNCH_KEYS, "job_name"}
+    if f"_g{cfg.optimizer.overshoot:g}" not in optimizer_label(cfg):
+        ignored.add("optimizer.overshoot")
     stored = _flat(OmegaConf.to_container(OmegaConf.load(stored_path)))
     current = _flat(OmegaConf.to_container(cfg, resolve=True))
     for key in sorted(stored.keys() | current.keys()):
-        if key not in RELAUNCH_KEYS and stored.get(key) != current.get(key):
+        if key not in ignored and stored.get(key) != current.get(key):
             return f"{key}: {stored.get(key)!r} there, {current.get(key)!r} now"
     return None
 
@@ -157,10 +165,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     A run whose results folder says it ended (finished or diverged) is not repeated unless
     ``force``: sweeps can be re-launched and only do what is missing. A run that started and
-    did not end (interrupted, killed, failed) resumes from its last checkpoint.
+    did not end (interrupted, killed, failed) resumes from its last checkpoint. A run that
+    another process is training (its folder's lock is held) is skipped, so parallel jobs never
+    write the same folder, e.g. the same CM run listed once per γ of a grid.
     """
     directory = run_dir(cfg)
     check_run(cfg, directory)
+    lock = FileLock(directory / ".lock")
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        skipped = "running in another process; skipped"
+        return {"status": skipped, "steps": 0, "results": str(directory), "logs": "-"}
+    try:
+        return _train_locked(cfg, directory)
+    finally:
+        lock.release()
+
+
+def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     done = finished_summary(directory)
     if done is not None and not cfg.force:
         return done
