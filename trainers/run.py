@@ -81,9 +81,9 @@ def config_change(directory: Path, cfg: DictConfig) -> str | None:
         ignored.add("optimizer.overshoot")
     stored = _flat(OmegaConf.to_container(OmegaConf.load(stored_path)))
     current = _flat(OmegaConf.to_container(cfg, resolve=True))
-    for key in sorted(stored.keys() | current.keys()):
-        if key not in ignored and stored.get(key) != current.get(key):
-            return f"{key}: {stored.get(key)!r} there, {current.get(key)!r} now"
+    for key in sorted(stored.keys() & current.keys()):  # keys added by newer code don't count
+        if key not in ignored and stored[key] != current[key]:
+            return f"{key}: {stored[key]!r} there, {current[key]!r} now"
     return None
 
 
