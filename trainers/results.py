@@ -30,6 +30,20 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def read_meta(directory: Path) -> dict[str, Any] | None:
+    """The ``meta.json`` of the run in ``directory``, or None if it has none."""
+    path = directory / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _open_part(path: Path, fields: list[str]) -> tuple[IO[str], csv.DictWriter[str]]:
+    """A streaming CSV writer on ``path`` (kept open by the caller), header written."""
+    f = open(path, "w", newline="")  # noqa: SIM115 - kept open for streaming
+    writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    return f, writer
+
+
 class RunResults:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
@@ -47,30 +61,24 @@ class RunResults:
 
     def resume(self, step: int, **meta: Any) -> None:
         """Continue an interrupted run from its checkpoint at ``step``: drop later rows."""
-        self.meta = json.loads((self.dir / "meta.json").read_text())
+        self.meta = read_meta(self.dir) or {}
         for part in self.dir.glob("*.part"):
-            with open(part, newline="") as f:
-                rows = list(csv.DictReader(f))
+            with open(part, newline="") as done:
+                rows = list(csv.DictReader(done))
                 fields = list(rows[0]) if rows else None
             if fields is None:
                 part.unlink()
                 continue
-            kept = [r for r in rows if int(r["step"]) <= step]
-            f = open(part.with_suffix(".tmp"), "w", newline="")  # noqa: SIM115 - kept open for streaming
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept)
+            opened = _open_part(part.with_suffix(".tmp"), fields)
+            opened[1].writerows(r for r in rows if int(r["step"]) <= step)
             os.replace(part.with_suffix(".tmp"), part)
-            self._files[part.name.removesuffix(".part")] = (f, writer)
+            self._files[part.name.removesuffix(".part")] = opened
         resumes = [*self.meta.get("resumed_at_steps", []), step]
         self.update_meta(status="running", resumed_at_steps=resumes, **meta)
 
     def append(self, name: str, row: dict[str, Any], fields: list[str]) -> None:
         if name not in self._files:
-            f = open(self.dir / f"{name}.part", "w", newline="")  # noqa: SIM115 - kept open for streaming
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            self._files[name] = (f, writer)
+            self._files[name] = _open_part(self.dir / f"{name}.part", fields)
         self._files[name][1].writerow(row)
 
     def sync(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
 from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.module import TrainModule
-from trainers.results import RunResults
+from trainers.results import RunResults, read_meta
 
 OVERSHOOT_OPTIMIZERS = ("sgdo", "adamo", "adamw_overshoot_replication")
 
@@ -26,14 +25,18 @@ class Interrupted(Exception):
     """The run was stopped (Ctrl-C, SIGTERM); its results folder says so and can be resumed."""
 
 
+def uses_overshoot(cfg: DictConfig) -> bool:
+    """Whether ``optimizer.overshoot`` (γ) changes what this run computes."""
+    return bool(cfg.two_models) or str(cfg.optimizer.name) in OVERSHOOT_OPTIMIZERS
+
+
 def optimizer_label(cfg: DictConfig) -> str:
     """Folder name of the optimizer: its name, γ where Overshoot is used, and the mode."""
     name = str(cfg.optimizer.name)
-    if cfg.two_models:
-        return f"{name}_two_models_g{cfg.optimizer.overshoot:g}"
-    if name in OVERSHOOT_OPTIMIZERS:
-        return f"{name}_g{cfg.optimizer.overshoot:g}"
-    return name
+    if not uses_overshoot(cfg):
+        return name
+    mode = "_two_models" if cfg.two_models else ""
+    return f"{name}{mode}_g{cfg.optimizer.overshoot:g}"
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -48,11 +51,8 @@ def run_dir(cfg: DictConfig) -> Path:
 
 def finished_summary(directory: Path) -> dict[str, Any] | None:
     """The summary of an ended run in ``directory``, or None if it has not ended."""
-    meta_path = directory / "meta.json"
-    if not meta_path.is_file():
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta.get("status") not in ("finished", "diverged"):
+    meta = read_meta(directory)
+    if meta is None or meta.get("status") not in ("finished", "diverged"):
         return None
     return {
         "status": f"{meta['status']} (already; force=true to re-run)",
@@ -77,7 +77,7 @@ def config_change(directory: Path, cfg: DictConfig) -> str | None:
     if not stored_path.is_file():
         return None
     ignored = {*RELAUNCH_KEYS, "job_name"}
-    if f"_g{cfg.optimizer.overshoot:g}" not in optimizer_label(cfg):
+    if not uses_overshoot(cfg):
         ignored.add("optimizer.overshoot")
     stored = _flat(OmegaConf.to_container(OmegaConf.load(stored_path)))
     current = _flat(OmegaConf.to_container(cfg, resolve=True))
@@ -118,10 +118,10 @@ def check_run(cfg: DictConfig, directory: Path) -> None:
 def resume_point(directory: Path) -> tuple[Path, int | None] | None:
     """(checkpoint, TensorBoard version) of a run that started and did not end, if any."""
     ckpt = last_checkpoint(directory)
-    meta_path = directory / "meta.json"
-    if not (ckpt.is_file() and meta_path.is_file()):
+    meta = read_meta(directory)
+    if not ckpt.is_file() or meta is None:
         return None
-    logs = json.loads(meta_path.read_text()).get("logs")
+    logs = meta.get("logs")
     version = Path(logs).name.removeprefix("version_") if logs else ""
     return ckpt, int(version) if version.isdigit() else None
 
