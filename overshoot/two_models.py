@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from overshoot.wrapper import InnerOptimizer
+from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.inner import InnerOptimizer
 
 __all__ = ["TwoModelOvershoot"]
 
@@ -26,7 +27,7 @@ def _alias_grad(base: Tensor, held: Tensor) -> None:
     base.grad = held.grad
 
 
-class TwoModelOvershoot(InnerOptimizer):
+class TwoModelOvershoot(OvershootOptimizer, InnerOptimizer):
     """Overshoot by keeping two copies of the weights; ``base_optimizer(params)`` builds the base.
 
     ``params`` are the model's parameters (or param-group dicts); ``base_optimizer`` is any
@@ -52,7 +53,8 @@ class TwoModelOvershoot(InnerOptimizer):
             self._held += held
             self._base += base
             base_groups.append({**group, "params": base})
-        super().__init__(base_optimizer(base_groups), overshoot)
+        check_overshoot_hparams(overshoot)
+        super().__init__(base_optimizer(base_groups), {"overshoot": overshoot})
         for held_p, base_p in zip(self._held, self._base, strict=True):
             if held_p.requires_grad:
                 hook = partial(_alias_grad, base_p)

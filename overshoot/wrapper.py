@@ -9,38 +9,17 @@ efficient SGDO/AdamO are tested against and the reference's ``adamW_overshoot_re
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.inner import InnerOptimizer
 
 __all__ = ["Overshoot"]
 
 
-class InnerOptimizer(OvershootOptimizer):
-    """Shares the param groups of an inner optimizer, so LR schedulers drive the inner one."""
-
-    def __init__(self, optimizer: Optimizer, overshoot: float) -> None:
-        check_overshoot_hparams(overshoot)
-        self.optimizer = optimizer
-        super().__init__(optimizer.param_groups, {"overshoot": overshoot})
-        self.param_groups = optimizer.param_groups
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["inner"] = self.optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        self.optimizer.load_state_dict(state_dict.pop("inner"))
-        super().load_state_dict(state_dict)
-        self.optimizer.param_groups = self.param_groups
-
-
-class Overshoot(InnerOptimizer):
+class Overshoot(OvershootOptimizer, InnerOptimizer):
     """Wrap ``optimizer`` so its gradients are taken γ× further along the last update (exact).
 
     Memory: the inner optimizer's state plus one buffer per parameter. The parameters hold θ′;
@@ -48,7 +27,8 @@ class Overshoot(InnerOptimizer):
     """
 
     def __init__(self, optimizer: Optimizer, overshoot: float = 5.0) -> None:
-        super().__init__(optimizer, overshoot)
+        check_overshoot_hparams(overshoot)
+        super().__init__(optimizer, {"overshoot": overshoot})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

@@ -1,0 +1,35 @@
+"""Base for optimizers that wrap another one and share its param groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.optim import Optimizer
+
+
+class InnerOptimizer(Optimizer):
+    """Shares the param groups of an inner optimizer, so LR schedulers drive the inner one.
+
+    ``defaults`` (the wrapper's own hyperparameters) are added to the shared groups. The state
+    dict holds the wrapper's per-parameter state, the groups as the inner optimizer saves them
+    (it may drop private keys, e.g. HeavyBall's class reference) and, under ``"inner"``, the
+    inner optimizer's own state dict; loading restores the inner one and shares its groups.
+    """
+
+    def __init__(self, optimizer: Optimizer, defaults: dict[str, Any]) -> None:
+        self.optimizer = optimizer
+        super().__init__(optimizer.param_groups, defaults)
+        self.param_groups = optimizer.param_groups
+
+    def state_dict(self) -> dict[str, Any]:
+        inner = self.optimizer.state_dict()
+        state = super().state_dict()
+        state["param_groups"] = inner["param_groups"]
+        state["inner"] = inner
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        self.optimizer.load_state_dict(state_dict.pop("inner"))
+        super().load_state_dict(state_dict)
+        self.param_groups = self.optimizer.param_groups
