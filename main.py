@@ -91,6 +91,23 @@ def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
+def describe(group: str, name: str) -> str:
+    """The config's first line, a comment that says in one line what it is."""
+    first = (CONFIGS / group / f"{name}.yaml").read_text().split("\n", 1)[0]
+    return first.removeprefix("#").strip()
+
+
+def list_optimizers() -> str:
+    aliases = {cfg: ref for ref, cfg in REFERENCE_OPTIMIZERS.items() if ref != cfg}
+    names = choices("optimizer")
+    width = max(len(n) for n in names)
+    lines = []
+    for name in names:
+        alias = f" [--opt_name {aliases[name]}]" if name in aliases else ""
+        lines.append(f"{name:<{width}}  {describe('optimizer', name)}{alias}")
+    return "\n".join(lines)
+
+
 def _typed(key: str, raw: str, kind: type) -> str:
     if kind is bool:
         if raw.lower() not in ("true", "false", "1", "0"):
@@ -116,7 +133,11 @@ def reference_parser() -> argparse.ArgumentParser:
         "a Hydra override (key=value, -m for multirun). Tasks: "
         + ", ".join(choices("task"))
         + ". Optimizers: "
-        + ", ".join(choices("optimizer")),
+        + ", ".join(choices("optimizer"))
+        + " (--list-optimizers says what each is).",
+    )
+    p.add_argument(
+        "--list-optimizers", action="store_true", help="list every optimizer with one line each"
     )
     p.add_argument("--model", help=f"one of {', '.join(REFERENCE_MODELS)}")
     p.add_argument("--dataset", help=f"one of {', '.join(REFERENCE_DATASETS)}")
@@ -252,6 +273,9 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in argv):
         reference_parser().print_help()
         print("\nHydra: python main.py --hydra-help")
+        return
+    if "--list-optimizers" in argv:
+        print(list_optimizers())
         return
     try:
         overrides, rest = split_argv(argv)

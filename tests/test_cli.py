@@ -173,6 +173,19 @@ def test_help_lists_tasks_and_optimizers(tmp_path: Path) -> None:
     assert "mlp_housing" in proc.stdout and "adamw_overshoot_replication" in proc.stdout
 
 
+def test_list_optimizers_gives_every_config_one_described_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, "--list-optimizers"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == main.choices("optimizer")
+    assert all(len(line.split(maxsplit=1)[1]) > 10 for line in lines)
+    by_name = {line.split()[0]: line for line in lines}
+    assert "[--opt_name sgd_overshoot]" in by_name["sgdo"]
+    assert "McRae" in by_name["adam_c"] and "Lookahead" in by_name["lookahead_sgd"]
+
+
 def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:
     """Parallel jobs of one grid never write the same results folder."""
     from filelock import FileLock

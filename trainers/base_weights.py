@@ -1,9 +1,16 @@
-"""Where the weights are: the Overshoot optimizer of a run, and its base weights held exactly."""
+"""Where the weights are: the weights a user would deploy, held exactly for evaluation.
+
+Some optimizers train at weights other than the ones to deploy: Overshoot holds θ′ (deploy θ),
+schedule-free optimizers hold y (deploy x, their ``eval()`` mode), Lookahead holds the fast
+weights (deploy the slow ones). Evaluation, the per-step loss at base weights and checkpoints
+all go through ``deployed_weights``, so each sees what a user would deploy.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -11,21 +18,60 @@ import torch
 from overshoot import OvershootOptimizer
 
 
-def overshoot_optimizer(trainer: pl.Trainer) -> OvershootOptimizer | None:
+def run_optimizer(trainer: pl.Trainer) -> torch.optim.Optimizer | None:
     opts = trainer.optimizers
-    return opts[0] if opts and isinstance(opts[0], OvershootOptimizer) else None
+    return opts[0] if opts else None
 
 
 @contextmanager
-def exactly_at_base(opt: OvershootOptimizer, module: torch.nn.Module) -> Iterator[None]:
-    """Hold the base weights inside the block, then restore the held weights bit for bit.
+def _schedule_free_eval(opt: Any) -> Iterator[None]:
+    opt.eval()
+    try:
+        yield
+    finally:
+        opt.train()
 
-    move_to_base ∘ move_to_overshoot is the identity only up to rounding; restoring a snapshot
-    keeps training unperturbed by evaluation (one temporary copy of the parameters).
+
+@contextmanager
+def _lookahead_slow(opt: Any) -> Iterator[None]:
+    opt.backup_and_load_cache()
+    try:
+        yield
+    finally:
+        opt.clear_and_load_backup()
+
+
+def deploy_switch(opt: torch.optim.Optimizer | None) -> AbstractContextManager[None] | None:
+    """The optimizer's own switch to its deployable weights, or None if it holds them already."""
+    if isinstance(opt, OvershootOptimizer):
+        return None if opt.at_base else opt.base_weights()
+    if callable(getattr(opt, "backup_and_load_cache", None)):  # pytorch_optimizer's Lookahead
+        return _lookahead_slow(opt)
+    if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None)):
+        return _schedule_free_eval(opt)  # HeavyBall SF*, schedulefree: train/eval modes
+    return None
+
+
+def moves_weights(opt: torch.optim.Optimizer | None) -> bool:
+    """Whether training holds weights other than the deployable ones."""
+    return deploy_switch(opt) is not None
+
+
+@contextmanager
+def deployed_weights(opt: torch.optim.Optimizer | None, module: torch.nn.Module) -> Iterator[None]:
+    """Hold the deployable weights inside the block, then restore the training ones bit for bit.
+
+    A switch and its inverse are the identity only up to rounding (θ′ − γu + γu, a lerp and its
+    inverse); restoring a snapshot keeps training unperturbed by evaluation (one temporary copy
+    of the parameters).
     """
+    switch = deploy_switch(opt)
+    if switch is None:
+        yield
+        return
     snapshot = [p.detach().clone() for p in module.parameters()]
     try:
-        with opt.base_weights():
+        with switch:
             yield
     finally:
         with torch.no_grad():

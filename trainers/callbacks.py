@@ -13,22 +13,21 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar
 
-from overshoot import OvershootOptimizer
-from trainers.base_weights import exactly_at_base, overshoot_optimizer
+from trainers.base_weights import deployed_weights, moves_weights, run_optimizer
 from trainers.module import TrainModule
 from trainers.results import STEP_FIELDS, RunResults
 
 
 class BaseWeightsEvaluation(pl.Callback):
-    """Validation and test see the base weights θ, the weights a user would deploy."""
+    """Validation and test see the weights a user would deploy (see ``deployed_weights``)."""
 
     def __init__(self) -> None:
         self._ctx: Any = None
 
     def _to_base(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        opt = overshoot_optimizer(trainer)
-        if opt is not None and not opt.at_base:
-            self._ctx = exactly_at_base(opt, module)
+        opt = run_optimizer(trainer)
+        if moves_weights(opt):
+            self._ctx = deployed_weights(opt, module)
             self._ctx.__enter__()
 
     def _back(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -148,10 +147,10 @@ class StepRecorder(pl.Callback):
         )
 
     def _loss_at_base(
-        self, module: TrainModule, opt: OvershootOptimizer, batch: Any
+        self, module: TrainModule, opt: torch.optim.Optimizer, batch: Any
     ) -> torch.Tensor:
         buffers = [b.detach().clone() for b in module.model.buffers()]
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), exactly_at_base(opt, module):
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), deployed_weights(opt, module):
             loss, _ = module.batch_loss(batch)
         with torch.no_grad():
             for b, saved in zip(module.model.buffers(), buffers, strict=True):
@@ -176,9 +175,9 @@ class StepRecorder(pl.Callback):
             return  # accumulating gradients: one row per optimizer step (its last micro-batch)
         self.recorded_step = trainer.global_step
         values = dict(pl_module.last_step)
-        opt = overshoot_optimizer(trainer)
+        opt = run_optimizer(trainer)
         values["loss_base"] = values["loss"]
-        if self.base_loss and opt is not None:
+        if self.base_loss and opt is not None and moves_weights(opt):
             values["loss_base"] = self._loss_at_base(pl_module, opt, batch)
         info = {
             "step": trainer.global_step,

@@ -10,7 +10,7 @@ import torch
 
 from models.base import TaskModel
 from overshoot import TwoModelOvershoot
-from trainers.base_weights import exactly_at_base, overshoot_optimizer
+from trainers.base_weights import deployed_weights, moves_weights, run_optimizer
 from trainers.checkpoints import HELD_KEY
 
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
@@ -87,14 +87,14 @@ class TrainModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the base weights as ``state_dict`` and the held ones for resuming."""
-        opt = overshoot_optimizer(self.trainer)
-        if opt is not None and not opt.at_base:
+        """Store the deployable weights as ``state_dict`` and the held ones for resuming."""
+        opt = run_optimizer(self.trainer)
+        if moves_weights(opt):
             checkpoint[HELD_KEY] = checkpoint["state_dict"]
-            with exactly_at_base(opt, self):
+            with deployed_weights(opt, self):
                 checkpoint["state_dict"] = {k: v.clone() for k, v in self.state_dict().items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming training (a trainer is attached) continues from the held weights θ′."""
+        """Resuming training (a trainer is attached) continues from the held weights."""
         if self._trainer is not None and HELD_KEY in checkpoint:
             checkpoint["state_dict"] = checkpoint[HELD_KEY]

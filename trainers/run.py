@@ -18,16 +18,19 @@ from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.module import TrainModule
 from trainers.results import RunResults, read_meta
 
-OVERSHOOT_OPTIMIZERS = ("sgdo", "adamo", "adamw_overshoot_replication")
-
 
 class Interrupted(Exception):
     """The run was stopped (Ctrl-C, SIGTERM); its results folder says so and can be resumed."""
 
 
 def uses_overshoot(cfg: DictConfig) -> bool:
-    """Whether ``optimizer.overshoot`` (γ) changes what this run computes."""
-    return bool(cfg.two_models) or str(cfg.optimizer.name) in OVERSHOOT_OPTIMIZERS
+    """Whether ``optimizer.overshoot`` (γ) changes what this run computes.
+
+    True in two-model mode and for every optimizer config whose factory reads γ (SGDO, AdamO,
+    the wrapper around any optimizer), so a new Overshoot config needs no registration.
+    """
+    factory = OmegaConf.to_container(cfg.optimizer.factory, resolve=False)
+    return bool(cfg.two_models) or "${optimizer.overshoot}" in str(factory)
 
 
 def optimizer_label(cfg: DictConfig) -> str:
@@ -37,6 +40,15 @@ def optimizer_label(cfg: DictConfig) -> str:
         return name
     mode = "_two_models" if cfg.two_models else ""
     return f"{name}{mode}_g{cfg.optimizer.overshoot:g}"
+
+
+def optimizer_factory(cfg: DictConfig) -> Any:
+    """``factory(params)`` builds the run's optimizer.
+
+    Lists and dicts arrive as Python ones (``_convert_``), so the optimizer state a checkpoint
+    stores (e.g. Adam's betas) loads with ``torch.load(weights_only=True)`` when resuming.
+    """
+    return instantiate(cfg.optimizer.factory, _convert_="all")
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -100,7 +112,7 @@ def check_run(cfg: DictConfig, directory: Path) -> None:
     if cfg.max_steps is not None and int(cfg.max_steps) <= 0:
         raise ValueError(f"max_steps={cfg.max_steps}: must be a positive number of steps or null")
     # The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...).
-    instantiate(cfg.optimizer.factory)([torch.nn.Parameter(torch.zeros(1))])
+    optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
     change = None if cfg.force else config_change(directory, cfg)
     if change is not None:
         raise ValueError(
@@ -205,7 +217,7 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         model = instantiate(cfg.task.model)
     module = TrainModule(
         model,
-        instantiate(cfg.optimizer.factory),
+        optimizer_factory(cfg),
         total_steps=steps,
         cosine=cfg.task.cosine,
         two_models=cfg.two_models,

@@ -1,0 +1,97 @@
+"""Every optimizer config runs through the harness; peers evaluate at their deployable weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+import main
+from trainers.run import optimizer_label, train
+
+STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights differ at the end
+
+# HeavyBall's ADOPT (its defaults, eps 1e-8) normalises the second step's gradient by the
+# first step's, which is 0 for dead ReLU units: the weights jump to ~1e3 and the loss to 1e19.
+DIVERGES_ON_DIABETES = {"hb_adopt"}
+
+
+def config(tmp_path: Path, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(main.CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "config",
+            [
+                "trainer=debug",
+                f"max_steps={STEPS}",
+                f"results_dir={tmp_path / 'results'}",
+                "experiment_name=peers",
+                *overrides,
+            ],
+        )
+    for key in ("optimizer.factory.compile_mode", "optimizer.factory.inner.compile_mode"):
+        if OmegaConf.select(cfg, key, default=False) is not False:
+            OmegaConf.update(cfg, key, None)  # HeavyBall uncompiled: seconds, not minutes, here
+    return cfg
+
+
+def run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], status: str = "finished"
+) -> Path:
+    monkeypatch.chdir(tmp_path)
+    cfg = config(tmp_path, overrides)
+    summary = train(cfg)
+    assert summary["status"] == status, summary
+    return tmp_path / "results" / "peers" / "mlp_diabetes" / optimizer_label(cfg) / "seed=0"
+
+
+@pytest.mark.parametrize("optimizer", main.choices("optimizer"))
+def test_every_optimizer_trains_and_writes_its_results(
+    optimizer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if optimizer in DIVERGES_ON_DIABETES:
+        folder = run(tmp_path, monkeypatch, [f"optimizer={optimizer}"], status="diverged")
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["diverged_at_step"] < STEPS
+        return
+    folder = run(tmp_path, monkeypatch, [f"optimizer={optimizer}"])
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["steps"] == STEPS
+    steps = pd.read_csv(folder / "steps.csv")
+    assert list(steps["step"]) == list(range(1, STEPS + 1))
+    assert steps["loss_base"].mean() > 0
+    assert steps["loss"].tail(10).mean() < 0.9 * steps["loss"].head(10).mean(), optimizer
+    assert {"val", "test"} <= set(pd.read_csv(folder / "evals.csv")["stage"])
+    # The checkpoint, optimizer state included, loads with weights_only (as resuming does).
+    ckpt = torch.load(folder / "checkpoints" / "last.ckpt")
+    assert ckpt["optimizer_states"]
+
+
+@pytest.mark.parametrize("optimizer", ["hb_sfadamw", "lookahead_adam", "adamo"])
+def test_evaluation_and_checkpoint_see_the_deployable_weights(
+    optimizer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schedule-free (x), Lookahead (slow) and Overshoot (θ) train elsewhere: the checkpoint's
+    ``state_dict`` holds the deployable weights and the per-step loss there differs."""
+    folder = run(tmp_path, monkeypatch, [f"optimizer={optimizer}"])
+    ckpt = torch.load(folder / "checkpoints" / "last.ckpt")
+    deployed, held = ckpt["state_dict"], ckpt["overshoot_held_state_dict"]
+    assert any(not torch.equal(deployed[k], held[k]) for k in deployed)
+    steps = pd.read_csv(folder / "steps.csv")
+    assert (steps["loss"] != steps["loss_base"]).any()
+
+
+def test_two_models_with_any_base_equals_the_wrapper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two-model mode around HeavyBall's LaProp is the exact wrapper around it (to rounding)."""
+    common = ["precision=high", "optimizer.overshoot=3"]
+    two = run(tmp_path, monkeypatch, [*common, "optimizer=hb_laprop", "two_models=true"])
+    one = run(tmp_path, monkeypatch, [*common, "optimizer=overshoot_laprop"])
+    a, b = pd.read_csv(two / "steps.csv"), pd.read_csv(one / "steps.csv")
+    pd.testing.assert_series_equal(a["loss"], b["loss"], rtol=1e-9)
+    pd.testing.assert_series_equal(a["loss_base"], b["loss_base"], rtol=1e-9)
