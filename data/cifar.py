@@ -79,12 +79,11 @@ class CIFARDataModule(TensorDataModule):
         download: bool = False,
         eval_batch_size: int = 1024,
     ) -> None:
-        super().__init__(root, batch_size, seed, eval_batch_size)
+        super().__init__(root, batch_size, seed, eval_batch_size, download)
         if classes not in LAYOUT:
             raise ValueError(f"unknown CIFAR classes {classes}; valid: 10, 100")
         self.classes = classes
         self.augment = augment
-        self.download = download
 
     def _folder(self) -> Path:
         root = resolve_root(self.root)

@@ -39,10 +39,9 @@ class MNISTDataModule(TensorDataModule):
         eval_batch_size: int = 1024,
         autoencode: bool = False,
     ) -> None:
-        super().__init__(root, batch_size, seed, eval_batch_size)
+        super().__init__(root, batch_size, seed, eval_batch_size, download)
         self.normalize = normalize
         self.autoencode = autoencode
-        self.download = download
 
     def _dataset(self, train: bool) -> datasets.MNIST:
         root = resolve_root(self.root)

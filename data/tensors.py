@@ -61,9 +61,11 @@ class TensorDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         seed: int = 0,
         eval_batch_size: int = 1024,
+        download: bool = False,
     ) -> None:
         super().__init__()
         self.root = root
+        self.download = download  # online users: fetch missing files (where a source exists)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed

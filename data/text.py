@@ -42,12 +42,11 @@ class ShakespeareDataModule(TensorDataModule):
         download: bool = False,
         eval_batch_size: int = 64,
     ) -> None:
-        super().__init__(root, batch_size, seed, eval_batch_size)
+        super().__init__(root, batch_size, seed, eval_batch_size, download)
         if tokenizer not in ("auto", "gpt2", "char"):
             raise ValueError(f"unknown tokenizer {tokenizer!r}; valid: auto, gpt2, char")
         self.block_size = block_size
         self.tokenizer = tokenizer
-        self.download = download
 
     def encode(self, text: str) -> torch.Tensor:
         tok = gpt2_tokenizer(self.download) if self.tokenizer != "char" else None
@@ -87,9 +86,8 @@ class QQPDataModule(TensorDataModule):
         download: bool = False,
         eval_batch_size: int = 256,
     ) -> None:
-        super().__init__(root, batch_size, seed, eval_batch_size)
+        super().__init__(root, batch_size, seed, eval_batch_size, download)
         self.max_length = max_length
-        self.download = download
 
     def _rows(self, path: Path) -> tuple[list[tuple[str, str]], list[int]]:
         pairs, labels = [], []

@@ -1,7 +1,8 @@
 """GPT-2 models from transformers: a config-built causal LM, and GPT-2 + LoRA for pair tasks.
 
-Pretrained weights need the internet (or a local Hugging Face cache); offline, ``pretrained``
-falls back to the same architecture from its config with random init, and says so.
+Pretrained weights come from the local Hugging Face cache, or the internet with
+``data.download=true``; without either, ``pretrained`` falls back to the same architecture
+from its config with random init, and says so.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class GPT2LoRAClassifier(TaskModel):
     def __init__(
         self, num_labels: int = 2, lora_r: int = 6, lora_dropout: float = 0.1,
         pretrained: str | None = "gpt2", pad_token_id: int = 50256,
-        n_layer: int = 12, n_head: int = 12, n_embd: int = 768,
+        n_layer: int = 12, n_head: int = 12, n_embd: int = 768, download: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
         from peft import LoraConfig, get_peft_model
@@ -53,11 +54,12 @@ class GPT2LoRAClassifier(TaskModel):
         if pretrained:
             try:
                 model = GPT2ForSequenceClassification.from_pretrained(
-                    pretrained, num_labels=num_labels
+                    pretrained, num_labels=num_labels, local_files_only=not download
                 )
             except OSError:
                 warnings.warn(
-                    f"pretrained weights {pretrained!r} unavailable offline; "
+                    f"pretrained weights {pretrained!r} not in the Hugging Face cache "
+                    "(data.download=true fetches them); "
                     "using a randomly initialised GPT-2 of the same shape",
                     stacklevel=2,
                 )

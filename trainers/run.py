@@ -203,7 +203,11 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     hp = cfg.task[cfg.optimizer.family]
     datamodule = instantiate(
-        cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed
+        cfg.task.data,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        batch_size=hp.batch_size,
+        seed=cfg.seed,
     )
     accumulate = int(cfg.task.get("accumulate", 1))
     batches = datamodule.batches_per_epoch()
