@@ -248,7 +248,7 @@ def check_composes(args: list[str]) -> None:
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            compose("config", overrides, return_hydra_config=True)
+            cfg = compose("config", overrides, return_hydra_config=True)
     except Exception as e:  # Hydra/OmegaConf raise many types; all are bad input here
         lines = [
             str(x).strip().splitlines()[0].rstrip(".")
@@ -259,6 +259,12 @@ def check_composes(args: list[str]) -> None:
             f"{': '.join(lines) or type(e).__name__} (KEY=VALUE sets an existing key, "
             "+KEY=VALUE adds one; python main.py --cfg job lists them)"
         ) from None
+    from trainers.checks import check_types
+
+    try:
+        check_types(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -100,6 +100,13 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         (["--config_override", "precision=half"], "precision=half: valid values are high"),
         (["--overshoot_factor", "-1"], "--overshoot_factor -1.0: must be >= 0"),
         (["lr=-1"], "Could not override 'lr': Key 'lr' is not in struct (KEY=VALUE sets"),
+        (["max_steps=-5"], "max_steps=-5: expected a positive integer or null"),
+        (["max_steps=ten"], "max_steps='ten': expected a positive integer or null"),
+        (["seed=abc"], "seed='abc': expected a non-negative integer"),
+        (["task.sgd.lr=abc"], "task.sgd.lr='abc': expected a number"),
+        (["task.sgd.batch_size=1.5"], "task.sgd.batch_size=1.5: expected a positive integer"),
+        (["optimizer.overshoot=five"], "optimizer.overshoot='five': expected a number >= 0"),
+        (["optimizer.overshoot=-2"], "optimizer.overshoot=-2: expected a number >= 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -115,14 +122,16 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["max_steps=-5"], "max_steps=-5: must be a positive number of steps or null"),
-        (["seed=abc"], "seed=abc: expected a non-negative integer"),
         (["--config_override", "lr=-1"], "Invalid learning rate: -1 (must be >= 0)"),
         (
             ["--opt_name", "sgd_overshoot", "--config_override", "sgd_momentum=0"],
             "Invalid momentum: 0 with overshoot 5: overshoot needs momentum > 0",
         ),
         (["results_dir=/proc/nope"], "cannot write results to /proc/nope/test/mlp_diabetes"),
+        (
+            ["optimizer=adam", "optimizer.factory.betas=3"],
+            "optimizer adam rejects its settings: 'int' object is not subscriptable",
+        ),
     ],
 )
 def test_bad_values_exit_2_before_any_result(argv: list[str], message: str, tmp_path: Path) -> None:

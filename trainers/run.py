@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
 from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
+from trainers.checks import check_types
 from trainers.module import TrainModule
 from trainers.results import RunResults, read_meta
 
@@ -107,12 +108,11 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def check_run(cfg: DictConfig, directory: Path) -> None:
     """Refuse, before any work, what would fail late or overwrite another configuration's run."""
-    if not str(cfg.seed).isdigit():
-        raise ValueError(f"seed={cfg.seed}: expected a non-negative integer")
-    if cfg.max_steps is not None and int(cfg.max_steps) <= 0:
-        raise ValueError(f"max_steps={cfg.max_steps}: must be a positive number of steps or null")
     # The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...).
-    optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+    try:
+        optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+    except TypeError as e:  # e.g. a list where a number belongs: name the optimizer
+        raise ValueError(f"optimizer {cfg.optimizer.name} rejects its settings: {e}") from None
     change = None if cfg.force else config_change(directory, cfg)
     if change is not None:
         raise ValueError(
@@ -181,6 +181,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     another process is training (its folder's lock is held) is skipped, so parallel jobs never
     write the same folder, e.g. the same CM run listed once per γ of a grid.
     """
+    check_types(cfg)
     directory = run_dir(cfg)
     check_run(cfg, directory)
     lock = FileLock(directory / ".lock")
