@@ -315,7 +315,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         if key in summary:
             lines.append(f"{key} at base weights: {summary[key]:.6g}")
     lines.append(f"results: {summary['results']}")
-    lines.append(f"logs:    {summary['logs']}  (tensorboard --logdir lightning_logs)")
+    logs = summary["logs"]
+    if not logs:
+        lines.append("logs:    off (~logger)")
+    elif any(Path(logs).glob("events.out.tfevents.*")):
+        lines.append(f"logs:    {logs}  (tensorboard --logdir lightning_logs)")
+    else:
+        lines.append(f"logs:    {logs}")
     print("\n".join(lines))
 
 

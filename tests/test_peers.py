@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
 
 import main
+from tests.runs import config
 from trainers.run import optimizer_label, train
 
 STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights differ at the end
@@ -21,29 +20,11 @@ STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights 
 DIVERGES_ON_DIABETES = {"hb_adopt"}
 
 
-def config(tmp_path: Path, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(main.CONFIGS), version_base="1.3"):
-        cfg = compose(
-            "config",
-            [
-                "trainer=debug",
-                f"max_steps={STEPS}",
-                f"results_dir={tmp_path / 'results'}",
-                "experiment_name=peers",
-                *overrides,
-            ],
-        )
-    for key in ("optimizer.factory.compile_mode", "optimizer.factory.inner.compile_mode"):
-        if OmegaConf.select(cfg, key, default=False) is not False:
-            OmegaConf.update(cfg, key, None)  # HeavyBall uncompiled: seconds, not minutes, here
-    return cfg
-
-
 def run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], status: str = "finished"
 ) -> Path:
     monkeypatch.chdir(tmp_path)
-    cfg = config(tmp_path, overrides)
+    cfg = config(tmp_path, [f"max_steps={STEPS}", *overrides])
     summary = train(cfg)
     assert summary["status"] == status, summary
     return tmp_path / "results" / "peers" / "mlp_diabetes" / optimizer_label(cfg) / "seed=0"

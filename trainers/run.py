@@ -146,7 +146,10 @@ def make_trainer(
     epochs: int,
     version: int | None,
 ) -> pl.Trainer:
-    """The Lightning trainer of one run: its callbacks, TensorBoard logger and precision."""
+    """The Lightning trainer of one run: its callbacks, logger and precision.
+
+    ``version`` continues the logger's version folder of a resumed run.
+    """
     trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     if cfg.precision is not None:
         trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
@@ -156,9 +159,7 @@ def make_trainer(
     if cfg.checkpoint_every_n_epochs:
         every = int(cfg.checkpoint_every_n_epochs)
         callbacks.append(EpochStartCheckpoint(last_checkpoint(directory), every))
-    logger = TensorBoardLogger(
-        save_dir=f"lightning_logs/{cfg.experiment_name}", name=str(cfg.job_name), version=version
-    )
+    logger = instantiate(cfg.logger, version=version) if cfg.get("logger") else False
     return pl.Trainer(
         **trainer_cfg,
         max_steps=steps,
@@ -250,8 +251,12 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         **final,
     }
     if trainer.logger is not None:
-        trainer.logger.log_hyperparams(
-            {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed},
-            {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)},
-        )
+        hparams = {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed}
+        metrics = {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)}
+        if isinstance(trainer.logger, TensorBoardLogger):  # the HParams tab pairs them
+            trainer.logger.log_hyperparams(hparams, metrics)
+        else:
+            trainer.logger.log_hyperparams(hparams)
+            trainer.logger.log_metrics(metrics, step=trainer.global_step)
+        trainer.logger.save()
     return summary

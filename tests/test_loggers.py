@@ -1,0 +1,31 @@
+"""The logger group: TensorBoard by default, CSV on request, none with ~logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.runs import config
+from trainers.run import train
+
+ARGS = ["optimizer=sgdo", "max_steps=60"]
+
+
+def test_csv_logger_writes_the_same_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    summary = train(config(tmp_path, [*ARGS, "logger=csv", "job_name=csvjob"]))
+    logs = Path(summary["logs"])
+    assert logs == Path("lightning_logs/peers/csvjob/version_0")
+    metrics = pd.read_csv(tmp_path / logs / "metrics.csv")
+    assert {"train/loss", "train/loss_base", "val/loss", "test/loss"} <= set(metrics.columns)
+    assert not list((tmp_path / logs).glob("events.out.tfevents.*"))
+
+
+def test_no_logger_still_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    summary = train(config(tmp_path, [*ARGS, "~logger"]))
+    assert summary["status"] == "finished" and summary["logs"] is None
+    assert not (tmp_path / "lightning_logs").exists()
+    assert len(pd.read_csv(Path(summary["results"]) / "steps.csv")) == 60
