@@ -295,7 +295,7 @@ def main() -> None:
 
 def _run(cfg: Any) -> float | None:
     from data.root import DataNotFoundError
-    from trainers.run import Interrupted, train
+    from trainers.run import Interrupted, process_rank, train
 
     try:
         summary = train(cfg)
@@ -304,7 +304,8 @@ def _run(cfg: Any) -> float | None:
     except Interrupted as e:
         print(e, file=sys.stderr)
         sys.exit(130)
-    print_summary(summary)
+    if process_rank() == 0:  # DDP: the other processes stay quiet
+        print_summary(summary)
     loss = summary.get("test/loss")
     return float(loss) if loss is not None else None
 

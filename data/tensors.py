@@ -18,10 +18,15 @@ class EpochBatches(Sampler[torch.Tensor]):
     after epoch (two permutations per epoch; results made before this class pair with those made
     after it), and ``set_epoch`` (called by Lightning before each epoch) replays the generator when
     a run resumes at a later epoch, so a resumed run sees the same batches as an uninterrupted one.
+    Under data parallelism (``world`` processes) process ``rank`` takes its slice of each global
+    batch, so the ranks together see what one process sees.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world = rank, world
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0  # the epoch the generator's next draws belong to
 
@@ -36,12 +41,13 @@ class EpochBatches(Sampler[torch.Tensor]):
         # A generator: nothing is drawn until the first batch is asked for, because Lightning
         # creates an epoch's iterator before it calls set_epoch for that epoch.
         if not self.shuffle:
-            yield from torch.arange(self.n).split(self.batch_size)
-            return
-        order = torch.randperm(self.n, generator=self.generator)
-        torch.randperm(self.n, generator=self.generator)  # RandomSampler's remainder draw
-        self.epoch += 1
-        yield from order.split(self.batch_size)
+            order = torch.arange(self.n)
+        else:
+            order = torch.randperm(self.n, generator=self.generator)
+            torch.randperm(self.n, generator=self.generator)  # RandomSampler's remainder draw
+            self.epoch += 1
+        for batch in order.split(self.batch_size):
+            yield batch.tensor_split(self.world)[self.rank] if self.world > 1 else batch
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
@@ -52,7 +58,8 @@ class TensorDataModule(pl.LightningDataModule):
 
     Evaluation uses larger batches (``eval_batch_size``): it has no gradients to keep. The
     training order depends only on ``seed``, so runs with the same seed see the same batches
-    whatever the optimizer (seeds pair across optimizers).
+    whatever the optimizer (seeds pair across optimizers). Under DDP, ``batch_size`` stays the
+    global batch: each process trains on its slice, and evaluates on the whole split.
     """
 
     def __init__(
@@ -82,7 +89,10 @@ class TensorDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
         data = TensorDataset(*self.splits[split])
         size = self.batch_size if shuffle else self.eval_batch_size
-        batches = EpochBatches(len(data), size, shuffle, self.seed)
+        rank, world = 0, 1
+        if shuffle and self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        batches = EpochBatches(len(data), size, shuffle, self.seed, rank, world)
         return DataLoader(data, sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:

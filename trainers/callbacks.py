@@ -138,7 +138,7 @@ class StepRecorder(pl.Callback):
         """Ctrl-C, SIGTERM or an error: keep what was recorded and say how the run stopped."""
         if not self.results.meta:
             return  # failed before the run started: nothing to keep
-        self.flush(trainer)
+        self.flush(trainer, reduce=False)
         stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
         self.results.close(
             "interrupted" if stopped else "failed",
@@ -189,12 +189,18 @@ class StepRecorder(pl.Callback):
         if len(self.pending) >= trainer.log_every_n_steps:  # type: ignore[attr-defined]
             self.flush(trainer)
 
-    def flush(self, trainer: pl.Trainer) -> None:
-        """Write the pending steps; stop the run at the first non-finite loss."""
+    def flush(self, trainer: pl.Trainer, reduce: bool = True) -> None:
+        """Write the pending steps; stop the run at the first non-finite loss.
+
+        Every rank flushes at the same steps (``reduce`` is a collective), except when a rank
+        fails alone (``reduce=False``), which keeps its own values.
+        """
         if not self.pending:
             return
         names = list(self.pending[0][1])
         rows = torch.stack([torch.stack([v[n].double() for n in names]) for _, v in self.pending])
+        if reduce:  # DDP: each rank saw its slice of the batch; record the global batch's mean
+            rows = trainer.strategy.reduce(rows, reduce_op="mean")
         for (info, _), numbers in zip(self.pending, rows.tolist(), strict=True):
             row = {**info, **dict(zip(names, numbers, strict=True))}
             self.results.append("steps.csv", row, STEP_FIELDS)

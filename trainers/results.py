@@ -45,22 +45,31 @@ def _open_part(path: Path, fields: list[str]) -> tuple[IO[str], csv.DictWriter[s
 
 
 class RunResults:
-    def __init__(self, directory: Path) -> None:
+    """The results folder of one run. ``write=False`` (DDP ranks other than 0) writes nothing."""
+
+    def __init__(self, directory: Path, write: bool = True) -> None:
         self.dir = directory
+        self.write = write
         self.meta: dict[str, Any] = {}
         self._files: dict[str, tuple[IO[str], csv.DictWriter[str]]] = {}
 
     def start(self, config_yaml: str, meta: dict[str, Any]) -> None:
+        if not self.write:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / "config.yaml", config_yaml)
         self.update_meta(status="running", **meta)
 
     def update_meta(self, **values: Any) -> None:
+        if not self.write:
+            return
         self.meta.update(values)
         write_atomic(self.dir / "meta.json", json.dumps(self.meta, indent=2, default=str) + "\n")
 
     def resume(self, step: int, **meta: Any) -> None:
         """Continue an interrupted run from its checkpoint at ``step``: drop later rows."""
+        if not self.write:
+            return
         self.meta = read_meta(self.dir) or {}
         for part in self.dir.glob("*.part"):
             with open(part, newline="") as done:
@@ -77,6 +86,8 @@ class RunResults:
         self.update_meta(status="running", resumed_at_steps=resumes, **meta)
 
     def append(self, name: str, row: dict[str, Any], fields: list[str]) -> None:
+        if not self.write:
+            return
         if name not in self._files:
             self._files[name] = _open_part(self.dir / f"{name}.part", fields)
         self._files[name][1].writerow(row)
@@ -94,6 +105,8 @@ class RunResults:
         self.update_meta(status=status, **meta)
 
     def finish(self, status: str, **meta: Any) -> None:
+        if not self.write:
+            return
         for name, (f, _) in self._files.items():
             f.close()
             os.replace(self.dir / f"{name}.part", self.dir / name)

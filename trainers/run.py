@@ -12,7 +12,9 @@ from filelock import FileLock, Timeout
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from trainers.base_weights import deployed_weights, run_optimizer
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
 from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.checks import check_types
@@ -168,13 +170,30 @@ def make_trainer(
         logger=logger,
         callbacks=callbacks,
         enable_checkpointing=False,
+        use_distributed_sampler=False,  # the datamodule's sampler gives each rank its slice
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
 
 
+def process_rank() -> int:
+    """This process's DDP rank, known before the trainer starts (Lightning sets it from env)."""
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
+def rank_weight_diff(trainer: pl.Trainer) -> float:
+    """Largest difference between any rank's deployable weights and rank 0's (0 under DDP)."""
+    module = trainer.lightning_module
+    with torch.no_grad(), deployed_weights(run_optimizer(trainer), module):
+        flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+    gathered = trainer.strategy.all_gather(flat)
+    return float((gathered - gathered[0]).abs().max())
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration; return a summary of where things went and final losses.
+
+    Under DDP every process runs this; only rank 0 locks the folder and writes results.
 
     A run whose results folder says it ended (finished or diverged) is not repeated unless
     ``force``: sweeps can be re-launched and only do what is missing. A run that started and
@@ -185,6 +204,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_types(cfg)
     directory = run_dir(cfg)
     check_run(cfg, directory)
+    if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
+        return _train_locked(cfg, directory)
     lock = FileLock(directory / ".lock")
     try:
         lock.acquire(blocking=False)
@@ -214,8 +235,9 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     accumulate = int(cfg.task.get("accumulate", 1))
     batches = datamodule.batches_per_epoch()
     steps = cfg.max_steps or cfg.task.epochs * batches // accumulate
+    results = RunResults(directory, write=process_rank() == 0)
     recorder = StepRecorder(
-        RunResults(directory), OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
+        results, OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
     )
     epochs = math.ceil(steps * accumulate / batches)
     trainer = make_trainer(cfg, directory, recorder, steps, epochs, resume[1] if resume else None)
@@ -242,7 +264,10 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     final = {**last_val, **{k: float(v) for k, v in test.items()}}
     logs = trainer.logger.log_dir if trainer.logger is not None else None
-    recorder.finish(trainer, final=final, logs=logs)
+    ranks = {}
+    if trainer.world_size > 1:
+        ranks = {"world_size": trainer.world_size, "rank_weight_diff": rank_weight_diff(trainer)}
+    recorder.finish(trainer, final=final, logs=logs, **ranks)
     summary = {
         "status": recorder.status,
         "steps": trainer.global_step,
