@@ -1,14 +1,15 @@
-"""Text tasks: tiny Shakespeare (next token) and GLUE QQP (question pairs), as token tensors.
+"""Text tasks: tiny Shakespeare (next token) and GLUE QQP/SST-2/MNLI (classes), as token tensors.
 
 Tokens: GPT-2 BPE when its tokenizer files are available (local Hugging Face cache, or online
 with ``download``); otherwise a fallback that needs nothing — characters for Shakespeare, UTF-8
-bytes (ids 1..256) for QQP — and a note on stderr saying which one is used.
+bytes (ids 1..256) for GLUE — and a note on stderr saying which one is used.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from data.root import find_first, resolve_root
 from data.tensors import Split, TensorDataModule
 
 GPT2_EOS = 50256
+BINARY = {"0": 0, "1": 1}
 
 
 def gpt2_tokenizer(download: bool) -> Any | None:
@@ -72,13 +74,41 @@ class ShakespeareDataModule(TensorDataModule):
         return (x[:a], y[:a]), (x[a:b], y[a:b]), (x[b:], y[b:])
 
 
-class QQPDataModule(TensorDataModule):
-    """GLUE QQP: train.tsv for training, dev.tsv split in half for validation and test (GLUE's
-    test.tsv has no labels). Pairs are encoded as ``question1 <eos> question2``, padded with
-    GPT-2's eos id to ``max_length``."""
+@dataclass(frozen=True)
+class GLUETask:
+    """Where a GLUE task's files are and which columns hold its text and label."""
+
+    folder: str  # under the data root; GLUE's own zip unpacks to folder/<zip_name>/
+    zip_name: str
+    text: tuple[str, ...]
+    label: str
+    labels: dict[str, int]
+    dev: str = "dev.tsv"
+
+
+GLUE = {
+    "qqp": GLUETask("glue_qqp", "QQP", ("question1", "question2"), "is_duplicate", BINARY),
+    "sst2": GLUETask("glue_sst2", "SST-2", ("sentence",), "label", BINARY),
+    "mnli": GLUETask(
+        "glue_mnli",
+        "MNLI",
+        ("sentence1", "sentence2"),
+        "gold_label",
+        {"entailment": 0, "neutral": 1, "contradiction": 2},
+        dev="dev_matched.tsv",
+    ),
+}
+
+
+class GLUEDataModule(TensorDataModule):
+    """A GLUE classification task from its TSVs: train.tsv for training, the labelled dev file
+    split in half for validation and test (GLUE's test.tsv has no labels). Texts of a pair are
+    joined by GPT-2's eos token and padded with it to ``max_length``; rows whose label is not
+    one of the task's (MNLI's "-") are left out."""
 
     def __init__(
         self,
+        task: str = "qqp",
         root: str | None = None,
         batch_size: int = 64,
         seed: int = 0,
@@ -87,41 +117,53 @@ class QQPDataModule(TensorDataModule):
         eval_batch_size: int = 256,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
+        if task not in GLUE:
+            raise ValueError(f"unknown GLUE task {task!r}; valid: {', '.join(GLUE)}")
+        self.task = GLUE[task]
+        self.name = task
         self.max_length = max_length
 
-    def _rows(self, path: Path) -> tuple[list[tuple[str, str]], list[int]]:
-        pairs, labels = [], []
+    def rows(self, path: Path) -> tuple[list[tuple[str, ...]], list[int]]:
+        texts, labels = [], []
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                if row.get("is_duplicate") in ("0", "1"):
-                    pairs.append((row["question1"], row["question2"]))
-                    labels.append(int(row["is_duplicate"]))
-        return pairs, labels
+                label = self.task.labels.get(row.get(self.task.label) or "")
+                if label is not None:
+                    texts.append(tuple(row[column] for column in self.task.text))
+                    labels.append(label)
+        return texts, labels
 
-    def _encode(self, pairs: list[tuple[str, str]]) -> torch.Tensor:
+    def encode(self, texts: list[tuple[str, ...]]) -> torch.Tensor:
         tok = gpt2_tokenizer(self.download)
-        out = torch.full((len(pairs), self.max_length), GPT2_EOS, dtype=torch.long)
-        for i, (q1, q2) in enumerate(pairs):
-            if tok is not None:
-                ids = [*tok(q1)["input_ids"], GPT2_EOS, *tok(q2)["input_ids"]]
-            else:
-                ids = [b + 1 for b in q1.encode()] + [GPT2_EOS] + [b + 1 for b in q2.encode()]
+        out = torch.full((len(texts), self.max_length), GPT2_EOS, dtype=torch.long)
+        for i, parts in enumerate(texts):
+            ids: list[int] = []
+            for j, text in enumerate(parts):
+                if j:
+                    ids.append(GPT2_EOS)
+                ids += tok(text)["input_ids"] if tok is not None else [b + 1 for b in text.encode()]
             ids = ids[: self.max_length]
             out[i, : len(ids)] = torch.tensor(ids)
         return out
 
     def load(self) -> tuple[Split, Split, Split]:
         root = resolve_root(self.root)
-        how = "download GLUE QQP (e.g. the GLUE benchmark's QQP.zip) and unpack it under glue_qqp/"
-        train = find_first(root, ["glue_qqp/train.tsv", "glue_qqp/QQP/train.tsv"], how)
-        dev = find_first(root, [str(train.relative_to(root).with_name("dev.tsv"))], how)
+        task = self.task
+        how = (
+            f"download GLUE {task.zip_name} (the GLUE benchmark's {task.zip_name}.zip) "
+            f"and unpack it under {task.folder}/"
+        )
+        train = find_first(
+            root, [f"{task.folder}/train.tsv", f"{task.folder}/{task.zip_name}/train.tsv"], how
+        )
+        dev = find_first(root, [str(train.relative_to(root).with_name(task.dev))], how)
         if gpt2_tokenizer(self.download) is None:
-            print("qqp: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
-        x_tr, y_tr = self._rows(train)
-        x_dev, y_dev = self._rows(dev)
+            print(f"{self.name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
+        x_tr, y_tr = self.rows(train)
+        x_dev, y_dev = self.rows(dev)
         half = len(x_dev) // 2
         return (
-            (self._encode(x_tr), torch.tensor(y_tr)),
-            (self._encode(x_dev[:half]), torch.tensor(y_dev[:half])),
-            (self._encode(x_dev[half:]), torch.tensor(y_dev[half:])),
+            (self.encode(x_tr), torch.tensor(y_tr)),
+            (self.encode(x_dev[:half]), torch.tensor(y_dev[:half])),
+            (self.encode(x_dev[half:]), torch.tensor(y_dev[half:])),
         )

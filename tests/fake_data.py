@@ -105,3 +105,39 @@ def write_qqp(root: Path, n: int = 40) -> Path:
             lines.append(f'{i}\t{2 * i}\t{2 * i + 1}\t{q}\tWhat is "the" best way?\t{i % 2}')
         (folder / f"{name}.tsv").write_text("\r\n".join(lines) + "\r\n")
     return root
+
+
+def write_sst2(root: Path, n: int = 40) -> Path:
+    """GLUE SST-2 train/dev TSVs (header sentence label)."""
+    folder = root / "glue_sst2" / "SST-2"  # as GLUE's SST-2.zip unpacks
+    folder.mkdir(parents=True)
+    for name in ("train", "dev"):
+        rows = [f"a {'fine' if i % 2 else 'dull'} film , number {i} \t{i % 2}" for i in range(n)]
+        (folder / f"{name}.tsv").write_text("\n".join(["sentence\tlabel", *rows]) + "\n")
+    return root
+
+
+MNLI_LABELS = ["entailment", "neutral", "contradiction"]
+
+
+def write_mnli(root: Path, n: int = 42) -> Path:
+    """GLUE MNLI train.tsv and dev_matched.tsv with GLUE's columns; one dev row is labelled "-"
+    (no gold label), which a loader must leave out."""
+    folder = root / "glue_mnli"
+    folder.mkdir(parents=True)
+    parses = "\t".join(["(x)"] * 4)
+    for name, votes in (("train", 1), ("dev_matched", 5)):
+        labels = "\t".join(f"label{k}" for k in range(1, votes + 1))
+        header = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
+        header += "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\t"
+        header += f"sentence2\t{labels}\tgold_label"
+        lines = [header]
+        for i in range(n):
+            gold = MNLI_LABELS[i % 3] if not (name == "dev_matched" and i == 0) else "-"
+            vote = "\t".join([MNLI_LABELS[i % 3]] * votes)
+            lines.append(
+                f"{i}\t{i}\t{i}e\tfiction\t{parses}\tThe cat sat {i} times.\t"
+                f'A "cat" sat.\t{vote}\t{gold}'
+            )
+        (folder / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    return root

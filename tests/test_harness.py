@@ -18,6 +18,7 @@ from tests.fake_data import (
     write_housing,
     write_mnist,
 )
+from tests.test_large_tasks import CASES as LARGE_CASES
 
 MAIN = str(Path(main.__file__).resolve())
 SHARED = os.environ.get("OVERSHOOT_DATA", "")
@@ -110,14 +111,8 @@ def test_nesterov_is_sgdo_with_gamma_mu_bit_for_bit(
     assert (nag["loss"].to_numpy() == sgdo["loss"].to_numpy()).all()
 
 
-# Too large for a CPU test as configured (ResNet, GPT): covered by the GPU runs, not here.
-LARGE = [
-    "resnet18_cifar100",
-    "resnet50_cifar100",
-    "gpt_shakespeare",
-    "gpt_tiny_shakespeare",
-    "gpt_hf_qqp",
-]
+# As configured these are too large for a CPU test: tests/test_large_tasks.py runs them shrunk.
+LARGE = set(LARGE_CASES)
 
 
 @pytest.mark.slow

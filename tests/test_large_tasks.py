@@ -8,30 +8,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fake_data import write_cifar, write_qqp, write_shakespeare
+from tests.fake_data import write_cifar, write_mnli, write_qqp, write_shakespeare, write_sst2
 from tests.runs import config
 from trainers.run import optimizer_label, train
 
-# The LoRA classifier takes its size only as keyword defaults, so they are added with "+".
-SMALL_LORA_GPT2 = ["+task.model.n_layer=1", "+task.model.n_embd=48", "+task.model.n_head=2"]
+BATCH_4 = ["task.sgd.batch_size=4", "task.adam.batch_size=4"]
 SMALL_GPT = ["task.model.n_layer=1", "task.model.n_embd=48", "task.model.n_head=2"]
 SHORT_BLOCKS = ["task.model.block_size=32", "task.data.block_size=32"]
+# The LoRA classifier takes its size only as keyword defaults, so they are added with "+".
+SMALL_GLUE = [f"+{key}" for key in SMALL_GPT] + ["task.data.max_length=16", *BATCH_4]
 CASES = {
     "resnet18_cifar100": ["task.sgd.batch_size=8", "task.adam.batch_size=8"],
-    "resnet50_cifar100": ["task.sgd.batch_size=4", "task.adam.batch_size=4"],
-    "gpt_shakespeare": [
-        *SMALL_GPT,
-        *SHORT_BLOCKS,
-        "task.sgd.batch_size=4",
-        "task.adam.batch_size=4",
-    ],
+    "resnet50_cifar100": BATCH_4,
+    "gpt_shakespeare": [*SMALL_GPT, *SHORT_BLOCKS, *BATCH_4],
     "gpt_tiny_shakespeare": [*SMALL_GPT, *SHORT_BLOCKS],
-    "gpt_hf_qqp": [
-        *SMALL_LORA_GPT2,
-        "task.data.max_length=16",
-        "task.sgd.batch_size=4",
-        "task.adam.batch_size=4",
-    ],
+    **{task: SMALL_GLUE for task in ("gpt_hf_qqp", "gpt_hf_sst", "gpt_hf_mnli")},
 }
 
 
@@ -41,6 +32,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_cifar(root, 100, n_per_batch=24, n_test=8)
     write_shakespeare(root, chars=6000)
     write_qqp(root, n=24)
+    write_sst2(root, n=24)
+    write_mnli(root, n=24)
     return root
 
 

@@ -1,0 +1,89 @@
+"""GLUE loaders (QQP, SST-2, MNLI) on files in GLUE's own TSV layouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import data.text
+from data.root import DataNotFoundError
+from data.text import GPT2_EOS, GLUEDataModule
+from tests.fake_data import MNLI_LABELS, write_mnli, write_sst2
+
+SAMPLE = Path(os.environ.get("OVERSHOOT_DATA", "/nonexistent")) / "glue_qqp" / "sample_head9"
+
+
+@pytest.fixture(autouse=True)
+def byte_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline fallback (UTF-8 bytes + 1), so the expected ids are known here."""
+    monkeypatch.setattr(data.text, "gpt2_tokenizer", lambda download: None)
+
+
+def byte_ids(text: str) -> list[int]:
+    return [b + 1 for b in text.encode()]
+
+
+def loaded(task: str, root: Path, max_length: int = 64) -> GLUEDataModule:
+    module = GLUEDataModule(task, root=str(root), max_length=max_length)
+    module.setup()
+    return module
+
+
+def test_qqp_reads_the_real_sample_and_joins_pairs_with_eos(tmp_path: Path) -> None:
+    if not SAMPLE.is_dir():
+        pytest.skip("the real QQP sample needs OVERSHOOT_DATA (CI sets it to ../shared/data)")
+    shutil.copytree(SAMPLE, tmp_path / "glue_qqp")
+    train = pd.read_csv(SAMPLE / "train.tsv", sep="\t", quoting=3, dtype=str)
+    dev = pd.read_csv(SAMPLE / "dev.tsv", sep="\t", quoting=3, dtype=str)
+    module = loaded("qqp", tmp_path, max_length=512)
+    x, y = module.splits["train"]
+    assert y.tolist() == train["is_duplicate"].astype(int).tolist()
+    first = [*byte_ids(train["question1"][0]), GPT2_EOS, *byte_ids(train["question2"][0])]
+    assert x[0, : len(first)].tolist() == first
+    assert (x[0, len(first) :] == GPT2_EOS).all()
+    half = len(dev) // 2
+    assert module.splits["val"][1].tolist() == dev["is_duplicate"][:half].astype(int).tolist()
+    assert module.splits["test"][1].tolist() == dev["is_duplicate"][half:].astype(int).tolist()
+
+
+def test_sst2_single_sentences_from_the_zip_layout(tmp_path: Path) -> None:
+    write_sst2(tmp_path, n=10)
+    module = loaded("sst2", tmp_path, max_length=8)
+    x, y = module.splits["train"]
+    assert y.tolist() == [i % 2 for i in range(10)]
+    assert x.shape == (10, 8) and x[0].tolist() == byte_ids("a dull film , number 0 ")[:8]
+    assert len(module.splits["val"][1]) == 5 and len(module.splits["test"][1]) == 5
+
+
+def test_mnli_maps_gold_labels_and_leaves_out_unlabelled_rows(tmp_path: Path) -> None:
+    write_mnli(tmp_path, n=9)
+    module = loaded("mnli", tmp_path)
+    x, y = module.splits["train"]
+    assert y.tolist() == [i % 3 for i in range(9)] and MNLI_LABELS[y[1]] == "neutral"
+    text = [*byte_ids("The cat sat 0 times."), GPT2_EOS, *byte_ids('A "cat" sat.')]
+    assert x[0, : len(text)].tolist() == text
+    dev = torch.cat([module.splits["val"][1], module.splits["test"][1]])
+    assert dev.tolist() == [i % 3 for i in range(1, 9)]  # dev row 0 is labelled "-"
+
+
+def test_missing_file_names_it_and_the_zip_to_fetch(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match=r"glue_mnli/train.tsv; download GLUE MNLI"):
+        loaded("mnli", tmp_path)
+
+
+def test_unknown_task_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown GLUE task 'cola'; valid: qqp, sst2, mnli"):
+        GLUEDataModule("cola")
+
+
+def test_reference_glue_names_select_the_tasks() -> None:
+    import main
+
+    for dataset, task in (("qqp", "gpt_hf_qqp"), ("sst", "gpt_hf_sst"), ("mnli", "gpt_hf_mnli")):
+        overrides, _ = main.split_argv(["--model", "gpt_hf", "--dataset", dataset])
+        assert f"task={task}" in overrides
