@@ -3,7 +3,9 @@
 Both sides build the model, data, batch size, optimizer and cosine schedule from the same Hydra
 config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop runs
 in this process; main.py runs as users run it (a subprocess), and its speed is read from the
-per-step wall times it writes, over the same step range as the loop's.
+per-step wall times it writes, over the same step range as the loop's. The three variants run
+interleaved ``--repeats`` times and the medians are compared, because a shared CPU's speed
+drifts between runs by more than the effect measured.
 
     python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,16 +95,29 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgdo")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--skip", type=int, default=200, help="warm-up steps left out")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
     args = parser.parse_args()
     overrides = [f"task={args.task}", f"optimizer={args.optimizer}", "trainer=cpu"]
-    plain = plain_loop(overrides, args.steps, args.skip)
-    lean = harness(overrides, args.steps, args.skip, base_loss=False)
-    full = harness(overrides, args.steps, args.skip, base_loss=True)
-    print(f"{args.task} / {args.optimizer}, {args.steps} steps, {torch.get_num_threads()} threads")
-    print(f"{'':34} {'steps/s':>8} {'ratio':>6}")
-    print(f"{'plain PyTorch loop':34} {plain:8.0f} {1:6.2f}")
-    print(f"{'main.py, no base-weights loss':34} {lean:8.0f} {lean / plain:6.2f}")
-    print(f"{'main.py, loss at base weights':34} {full:8.0f} {full / plain:6.2f}")
+    runs: dict[str, list[float]] = {"plain": [], "lean": [], "full": []}
+    for _ in range(args.repeats):
+        runs["plain"].append(plain_loop(overrides, args.steps, args.skip))
+        runs["lean"].append(harness(overrides, args.steps, args.skip, base_loss=False))
+        runs["full"].append(harness(overrides, args.steps, args.skip, base_loss=True))
+    plain = statistics.median(runs["plain"])
+    print(
+        f"{args.task} / {args.optimizer}, {args.steps} steps, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats}"
+    )
+    print(f"{'':34} {'steps/s':>8} {'ratio':>6}  {'range':>11}")
+    labels = {
+        "plain": "plain PyTorch loop",
+        "lean": "main.py, no base-weights loss",
+        "full": "main.py, loss at base weights",
+    }
+    for key, label in labels.items():
+        median = statistics.median(runs[key])
+        low, high = min(runs[key]), max(runs[key])
+        print(f"{label:34} {median:8.0f} {median / plain:6.2f}  {low:5.0f}-{high:<5.0f}")
 
 
 if __name__ == "__main__":
