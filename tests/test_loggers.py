@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.runs import config
-from trainers.run import train
+from trainers.run import claim_version, train
 
 ARGS = ["optimizer=sgdo", "max_steps=60"]
 
@@ -29,3 +30,12 @@ def test_no_logger_still_writes_results(tmp_path: Path, monkeypatch: pytest.Monk
     assert summary["status"] == "finished" and summary["logs"] is None
     assert not (tmp_path / "lightning_logs").exists()
     assert len(pd.read_csv(Path(summary["results"]) / "steps.csv")) == 60
+
+
+def test_parallel_jobs_never_share_a_version_folder(tmp_path: Path) -> None:
+    (tmp_path / "version_0").mkdir()
+    (tmp_path / "version_x").mkdir()  # not a version: ignored
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: claim_version(tmp_path), range(64)))
+    assert sorted(claimed) == list(range(1, 65))
+    assert all((tmp_path / f"version_{n}").is_dir() for n in claimed)

@@ -161,7 +161,12 @@ def make_trainer(
     if cfg.checkpoint_every_n_epochs:
         every = int(cfg.checkpoint_every_n_epochs)
         callbacks.append(EpochStartCheckpoint(last_checkpoint(directory), every))
-    logger = instantiate(cfg.logger, version=version) if cfg.get("logger") else False
+    logger: Any = False
+    if cfg.get("logger"):
+        where = cfg.logger.get("save_dir"), cfg.logger.get("name")
+        if version is None and process_rank() == 0 and None not in where:
+            version = claim_version(Path(str(where[0])) / str(where[1]))
+        logger = instantiate(cfg.logger, version=version)
     return pl.Trainer(
         **trainer_cfg,
         max_steps=steps,
@@ -174,6 +179,23 @@ def make_trainer(
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
+
+
+def claim_version(folder: Path) -> int:
+    """Create the next free ``version_N`` under ``folder`` and return N.
+
+    The loggers pick N by listing the folder, so parallel jobs of a sweep that share
+    experiment_name and job_name could pick the same one; an exclusive mkdir cannot.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [p.name.removeprefix("version_") for p in folder.glob("version_*")]
+    n = max((int(t) for t in taken if t.isdigit()), default=-1) + 1
+    while True:
+        try:
+            (folder / f"version_{n}").mkdir()
+            return n
+        except FileExistsError:
+            n += 1
 
 
 def process_rank() -> int:
