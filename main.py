@@ -237,18 +237,37 @@ def check_group_choices(overrides: list[str]) -> None:
 
 
 def check_composes(args: list[str]) -> None:
-    """Compose the config of a single run once, so a bad key or value is one line, exit 2.
+    """Compose the run's config before Hydra runs it, so a bad key, value or type is one line,
+    exit 2, and nothing is written.
 
-    Multiruns (``-m``, sweep values) are left to Hydra: their overrides are sweeps, not values.
+    A multirun is checked by composing each swept value once (the other keys at their first
+    value), the experiment's own sweep included: linear in the values, not their product.
     """
-    if any(a in ("-m", "--multirun") for a in args):
-        return
-    from hydra import compose, initialize_config_dir
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
 
-    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    overrides = [a for a in args if a.startswith("~") or ("=" in a and not a.startswith("-"))]
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        if not multirun:
+            compose_checked(overrides)
+            return
+        variants = sweep_variants(overrides, {})
+        if variants is None:
+            return  # a sweep Hydra's sweeper samples (e.g. Optuna intervals): left to it
+        cfg = compose_checked(variants[0])
+        params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+        for variant in sweep_variants(overrides, dict(params)) or []:
+            compose_checked(variant)
+
+
+def compose_checked(overrides: list[str]) -> Any:
+    from hydra import compose
+
+    from trainers.checks import check_types
+
     try:
-        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            cfg = compose("config", overrides, return_hydra_config=True)
+        cfg = compose("config", overrides, return_hydra_config=True)
     except Exception as e:  # Hydra/OmegaConf raise many types; all are bad input here
         lines = [
             str(x).strip().splitlines()[0].rstrip(".")
@@ -259,12 +278,39 @@ def check_composes(args: list[str]) -> None:
             f"{': '.join(lines) or type(e).__name__} (KEY=VALUE sets an existing key, "
             "+KEY=VALUE adds one; python main.py --cfg job lists them)"
         ) from None
-    from trainers.checks import check_types
-
     try:
         check_types(cfg)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    return cfg
+
+
+def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str]] | None:
+    """Override lists that together try every swept value once: the first holds every key's
+    first value, each other one changes one key. ``sweep`` adds a config's own sweep (the
+    command line wins on a shared key). None when a sweep cannot be listed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    extra = [f"{k}={v}" for k, v in sweep.items() if k not in given]
+    options: list[list[str]] = []
+    for override in OverridesParser.create().parse_overrides([*extra, *overrides]):
+        if not override.is_sweep_override():
+            assert override.input_line is not None  # parsed from text
+            options.append([override.input_line])
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # interval and other sampled sweeps have no list of values
+            return None
+        options.append([f"{override.get_key_element()}={v}" for v in values])
+    first = [values[0] for values in options]
+    changed = [
+        [*first[:i], value, *first[i + 1 :]]
+        for i, values in enumerate(options)
+        for value in values[1:]
+    ]
+    return [first, *changed]
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -107,6 +107,15 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         (["task.sgd.batch_size=1.5"], "task.sgd.batch_size=1.5: expected a positive integer"),
         (["optimizer.overshoot=five"], "optimizer.overshoot='five': expected a number >= 0"),
         (["optimizer.overshoot=-2"], "optimizer.overshoot=-2: expected a number >= 0"),
+        (["-m", "task.sgd.lr=0.1,abc"], "task.sgd.lr='abc': expected a number"),
+        (
+            ["-m", "optimizer=sgdo,adamo", "task.adam.lr=0.1,abc"],
+            "task.adam.lr='abc': expected a number",
+        ),
+        (
+            ["-m", "experiment=paper_cpu", "optimizer.overshoot=3,-1"],
+            "optimizer.overshoot=-1: expected a number >= 0",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -117,6 +126,12 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_sweep_is_checked_one_value_at_a_time() -> None:
+    variants = main.sweep_variants(["a=1,2", "b=x"], {"c": "range(2)", "a": "9"})
+    assert variants == [["c=0", "a=1", "b=x"], ["c=1", "a=1", "b=x"], ["c=0", "a=2", "b=x"]]
+    assert main.sweep_variants(["lr=interval(0.001,1)"], {}) is None  # sampled, not listed
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+FAMILIES = ("sgd", "adam")  # every task config holds both hyperparameter sets
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -13,13 +15,13 @@ def _is_number(value: Any) -> bool:
 
 def check_types(cfg: DictConfig) -> None:
     """Refuse hyperparameters of the wrong type: Hydra reads ``task.sgd.lr=abc`` as text."""
-    family = cfg.optimizer.family
-    for key, value in cfg.task[family].items():
-        if not _is_number(value):
-            raise ValueError(f"task.{family}.{key}={value!r}: expected a number")
-    batch = cfg.task[family].batch_size
-    if not isinstance(batch, int) or batch <= 0:
-        raise ValueError(f"task.{family}.batch_size={batch!r}: expected a positive integer")
+    for family in FAMILIES:  # both, whichever runs: a sweep checks each value once
+        for key, value in cfg.task[family].items():
+            if not _is_number(value):
+                raise ValueError(f"task.{family}.{key}={value!r}: expected a number")
+        batch = cfg.task[family].batch_size
+        if not isinstance(batch, int) or batch <= 0:
+            raise ValueError(f"task.{family}.batch_size={batch!r}: expected a positive integer")
     gamma = cfg.optimizer.overshoot
     if not _is_number(gamma) or gamma < 0:
         raise ValueError(f"optimizer.overshoot={gamma!r}: expected a number >= 0")
