@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra.errors import CompactHydraException
+
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 REFERENCE_OPTIMIZERS = {
@@ -80,6 +82,11 @@ PRECISIONS = ["high", "default", "32-true", "64-true", "16-mixed", "bf16-mixed",
 
 class UsageError(ValueError):
     """Bad command-line input; reported as one line with exit status 2."""
+
+
+class JobFailed(CompactHydraException):
+    """A job of a multirun that could not run (e.g. its data is missing): the others go on,
+    and Hydra reports it at the end in one line (compact: no traceback)."""
 
 
 def fail(message: str) -> NoReturn:
@@ -340,13 +347,19 @@ def main() -> None:
 
 
 def _run(cfg: Any) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from data.root import DataNotFoundError
     from trainers.run import Interrupted, process_rank, train
 
     try:
         summary = train(cfg)
     except (DataNotFoundError, ValueError) as e:
-        fail(str(e).splitlines()[0])
+        message = str(e).splitlines()[0]
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise JobFailed(message) from None  # Hydra runs the other jobs, then reports it
+        fail(message)
     except Interrupted as e:
         print(e, file=sys.stderr)
         sys.exit(130)

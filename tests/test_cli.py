@@ -175,6 +175,20 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) 
     assert run("task.sgd.lr=0.5", "force=true").returncode == 0
 
 
+@pytest.mark.slow
+def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cmd = [sys.executable, MAIN, "-m", "task=mlp_housing,mlp_diabetes", "trainer=debug"]
+    cmd += ["max_steps=5", f"data.root={empty}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Error executing job with overrides: ['task=mlp_housing'" in proc.stderr
+    assert "missing data file" in proc.stderr and "Traceback" not in proc.stderr
+    meta = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "meta.json"
+    assert '"status": "finished"' in meta.read_text()
+
+
 def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:
     env = {"OVERSHOOT_DATA": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
