@@ -263,12 +263,15 @@ def check_composes(args: list[str]) -> None:
         if variants is None:
             return  # a sweep Hydra's sweeper samples (e.g. Optuna intervals): left to it
         cfg = compose_checked(variants[0])
-        params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
-        for variant in sweep_variants(overrides, dict(params)) or []:
+        params = OmegaConf.select(cfg, "hydra.sweeper.params")
+        # An experiment's own sweep joins the command line's; else the first is checked already.
+        rest = sweep_variants(overrides, dict(params)) if params else variants[1:]
+        for variant in rest or []:
             compose_checked(variant)
 
 
 def compose_checked(overrides: list[str]) -> Any:
+    """The composed config (Hydra keys included), or a one-line UsageError saying what is wrong."""
     from hydra import compose
 
     from trainers.checks import check_types
@@ -311,11 +314,11 @@ def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str
         except Exception:  # interval and other sampled sweeps have no list of values
             return None
         options.append([f"{override.get_key_element()}={v}" for v in values])
-    first = [values[0] for values in options]
+    first = [choices[0] for choices in options]
     changed = [
-        [*first[:i], value, *first[i + 1 :]]
-        for i, values in enumerate(options)
-        for value in values[1:]
+        [*first[:i], choice, *first[i + 1 :]]
+        for i, choices in enumerate(options)
+        for choice in choices[1:]
     ]
     return [first, *changed]
 
