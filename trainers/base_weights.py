@@ -8,7 +8,7 @@ all go through ``deployed_weights``, so each sees what a user would deploy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -24,31 +24,23 @@ def run_optimizer(trainer: pl.Trainer) -> torch.optim.Optimizer | None:
 
 
 @contextmanager
-def _schedule_free_eval(opt: Any) -> Iterator[None]:
-    opt.eval()
+def _between(enter: Callable[[], Any], leave: Callable[[], Any]) -> Iterator[None]:
+    enter()
     try:
         yield
     finally:
-        opt.train()
-
-
-@contextmanager
-def _lookahead_slow(opt: Any) -> Iterator[None]:
-    opt.backup_and_load_cache()
-    try:
-        yield
-    finally:
-        opt.clear_and_load_backup()
+        leave()
 
 
 def deploy_switch(opt: torch.optim.Optimizer | None) -> AbstractContextManager[None] | None:
     """The optimizer's own switch to its deployable weights, or None if it holds them already."""
     if isinstance(opt, OvershootOptimizer):
         return None if opt.at_base else opt.base_weights()
-    if callable(getattr(opt, "backup_and_load_cache", None)):  # pytorch_optimizer's Lookahead
-        return _lookahead_slow(opt)
-    if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None)):
-        return _schedule_free_eval(opt)  # HeavyBall SF*, schedulefree: train/eval modes
+    peer: Any = opt  # the switches below are duck-typed, not part of torch's Optimizer
+    if callable(getattr(peer, "backup_and_load_cache", None)):  # pytorch_optimizer's Lookahead
+        return _between(peer.backup_and_load_cache, peer.clear_and_load_backup)
+    if callable(getattr(peer, "eval", None)) and callable(getattr(peer, "train", None)):
+        return _between(peer.eval, peer.train)  # HeavyBall SF*, schedulefree: train/eval modes
     return None
 
 
