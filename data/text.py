@@ -133,8 +133,7 @@ class GLUEDataModule(TensorDataModule):
                     labels.append(label)
         return texts, labels
 
-    def encode(self, texts: list[tuple[str, ...]]) -> torch.Tensor:
-        tok = gpt2_tokenizer(self.download)
+    def encode(self, texts: list[tuple[str, ...]], tok: Any | None) -> torch.Tensor:
         out = torch.full((len(texts), self.max_length), GPT2_EOS, dtype=torch.long)
         for i, parts in enumerate(texts):
             ids: list[int] = []
@@ -157,13 +156,14 @@ class GLUEDataModule(TensorDataModule):
             root, [f"{task.folder}/train.tsv", f"{task.folder}/{task.zip_name}/train.tsv"], how
         )
         dev = find_first(root, [str(train.relative_to(root).with_name(task.dev))], how)
-        if gpt2_tokenizer(self.download) is None:
+        tok = gpt2_tokenizer(self.download)
+        if tok is None:
             print(f"{self.name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
         x_tr, y_tr = self.rows(train)
         x_dev, y_dev = self.rows(dev)
         half = len(x_dev) // 2
         return (
-            (self.encode(x_tr), torch.tensor(y_tr)),
-            (self.encode(x_dev[:half]), torch.tensor(y_dev[:half])),
-            (self.encode(x_dev[half:]), torch.tensor(y_dev[half:])),
+            (self.encode(x_tr, tok), torch.tensor(y_tr)),
+            (self.encode(x_dev[:half], tok), torch.tensor(y_dev[:half])),
+            (self.encode(x_dev[half:], tok), torch.tensor(y_dev[half:])),
         )
