@@ -1,13 +1,19 @@
-"""Compose a run's config in-process, as main.py would, for tests that call ``train`` directly."""
+"""Run the harness from tests: ``config`` composes a run in-process, as main.py would, for tests
+that call ``train`` directly; ``run_main`` runs main.py as a user does."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import main
+
+MAIN = str(Path(main.__file__).resolve())
 
 
 def config(tmp_path: Path, overrides: list[str], experiment: str = "peers") -> DictConfig:
@@ -26,3 +32,20 @@ def config(tmp_path: Path, overrides: list[str], experiment: str = "peers") -> D
         if OmegaConf.select(cfg, key, default=False) is not False:
             OmegaConf.update(cfg, key, None)  # HeavyBall uncompiled: seconds, not minutes, here
     return cfg
+
+
+def run_main(
+    args: list[str], cwd: Path, data_root: Path | str, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python main.py ARGS`` in ``cwd`` with OVERSHOOT_DATA=``data_root``; it must succeed."""
+    env = {**os.environ, "OVERSHOOT_DATA": str(data_root)}
+    proc = subprocess.run(
+        [sys.executable, MAIN, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

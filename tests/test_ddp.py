@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-import main
 from tests.fake_data import write_housing
+from tests.runs import run_main
 
-MAIN = str(Path(main.__file__).resolve())
 COMMON = [
     *("task=mlp_housing", "optimizer=sgdo", "precision=high", "max_steps=160"),
     *("task.sgd.batch_size=64", "trainer.enable_progress_bar=false"),
@@ -23,15 +19,8 @@ COMMON = [
 
 
 def run(tmp_path: Path, root: Path, experiment: str, trainer: list[str]) -> Path:
-    proc = subprocess.run(
-        [sys.executable, MAIN, *COMMON, *trainer, f"experiment_name={experiment}"],
-        cwd=tmp_path,
-        env={**os.environ, "OVERSHOOT_DATA": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = [*COMMON, *trainer, f"experiment_name={experiment}"]
+    proc = run_main(args, tmp_path, root, timeout=300)
     assert proc.stdout.count("status: finished") == 1  # rank 1 prints nothing
     return tmp_path / "results" / experiment / "mlp_housing" / "sgdo_g5" / "seed=0"
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,19 +16,10 @@ from tests.fake_data import (
     write_housing,
     write_mnist,
 )
+from tests.runs import run_main
 from tests.test_large_tasks import CASES as LARGE_CASES
 
-MAIN = str(Path(main.__file__).resolve())
 SHARED = os.environ.get("OVERSHOOT_DATA", "")
-
-
-def run_main(args: list[str], cwd: Path, data_root: Path | str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OVERSHOOT_DATA": str(data_root)}
-    proc = subprocess.run(
-        [sys.executable, MAIN, *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 @pytest.fixture(scope="module")
