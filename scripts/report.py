@@ -2,6 +2,7 @@
 
     python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
                              [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adam]
+    overshoot-report results/<experiment> ...   # the same, once pip install -e ".[report]" ran
 
 Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks; with
 seconds per step and time to threshold from the same runs) and
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if not args.results.is_dir():
-        parser.exit(2, f"report.py: error: results folder {args.results} does not exist\n")
+        parser.exit(2, f"{parser.prog}: error: results folder {args.results} does not exist\n")
     out = args.out or args.results / "report"
     table = report(
         args.results,

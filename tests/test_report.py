@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +129,21 @@ def test_report_bad_folder_exits_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         report_main([str(tmp_path / "nope")])
     assert exc.value.code == 2
+
+
+def test_console_entry_point_is_the_report(results: Path, tmp_path: Path) -> None:
+    """``pip install -e .`` puts ``overshoot-report`` beside the interpreter; it runs report.py."""
+    exe = Path(sysconfig.get_path("scripts")) / "overshoot-report"
+    assert exe.is_file(), f"{exe} missing: pip install -e '.[report]'"
+    out = tmp_path / "cli"
+    args = [str(results), "--out", str(out), "--smoothing", "1", "--tensorboard", ""]
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "table1.md").stat().st_size > 0
+    assert proc.stdout.rstrip().endswith(f"report: {out}")
+    bad = subprocess.run([exe, str(tmp_path / "nope")], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip()
+        == f"overshoot-report: error: results folder {tmp_path / 'nope'} does not exist"
+    )
