@@ -187,6 +187,12 @@ def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None
     assert "missing data file" in proc.stderr and "Traceback" not in proc.stderr
     meta = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "meta.json"
     assert '"status": "finished"' in meta.read_text()
+    # Hydra skips on_multirun_end after a failed job; the table of what ran comes at exit.
+    summary = proc.stdout[proc.stdout.index("steps to 0.95") :]
+    assert "  mlp_diabetes " in summary and "left out: mlp_housing/sgdo_g5/seed=0" in summary
+    assert summary.rstrip().endswith(
+        f"full report: python scripts/report.py {Path('results/test')}"
+    )
 
 
 def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
 def test_sweep_prints_summary_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
     sweep = ["-m", "optimizer=sgd_momentum,sgdo", "seed=0,1", "max_steps=40", "trainer=debug"]
     first = run_main(sweep, tmp_path, tmp_path)
-    assert "steps to 0.95 of the baseline's loss reduction" in first.stdout
+    assert first.stdout.count("steps to 0.95 of the baseline's loss reduction") == 1
     assert "mlp_diabetes       sgdo_g5" in first.stdout and "n=2" in first.stdout
     steps_csv = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=1" / "steps.csv"
     written = steps_csv.stat().st_mtime_ns
