@@ -76,8 +76,18 @@ class GPT2LoRAClassifier(TaskModel):
         self.net = get_peft_model(model, lora)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = (x != self.pad_token_id).long()
-        return self.net(input_ids=x, attention_mask=mask).logits  # type: ignore[no-any-return]
+        out = self.net(input_ids=x, attention_mask=self.attention_mask(x))
+        return out.logits  # type: ignore[no-any-return]
+
+    def attention_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """1 up to each row's last non-pad token, 0 on the right padding after it.
+
+        The pad id is GPT-2's eos, which also separates the texts of a pair: masking by token
+        (x != pad) would hide the separator and leave the pair boundary invisible.
+        """
+        positions = torch.arange(x.shape[1], device=x.device)
+        last = (positions * (x != self.pad_token_id)).argmax(-1, keepdim=True)
+        return (positions <= last).long()
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(out.float(), y)

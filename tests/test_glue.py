@@ -13,6 +13,7 @@ import torch
 import data.text
 from data.root import DataNotFoundError
 from data.text import GPT2_EOS, GLUEDataModule
+from models.gpt import GPT2LoRAClassifier
 from tests.fake_data import MNLI_LABELS, write_mnli, write_sst2
 
 SAMPLE = Path(os.environ.get("OVERSHOOT_DATA", "/nonexistent")) / "glue_qqp" / "sample_head9"
@@ -87,3 +88,17 @@ def test_reference_glue_names_select_the_tasks() -> None:
     for dataset, task in (("qqp", "gpt_hf_qqp"), ("sst", "gpt_hf_sst"), ("mnli", "gpt_hf_mnli")):
         overrides, _ = main.split_argv(["--model", "gpt_hf", "--dataset", dataset])
         assert f"task={task}" in overrides
+
+
+def test_pair_classifier_sees_the_separator_and_not_the_padding() -> None:
+    """The pad id is also the pair separator (eos): only the right padding is masked."""
+    torch.manual_seed(0)
+    model = GPT2LoRAClassifier(pretrained=None, n_layer=1, n_head=2, n_embd=8).eval()
+    pair = torch.tensor([[5, GPT2_EOS, 7, 9, GPT2_EOS, GPT2_EOS], [3, 4, 6, 8, 2, 1]])
+    assert model.attention_mask(pair).tolist() == [[1, 1, 1, 1, 0, 0], [1] * 6]
+    with torch.no_grad():
+        out = model(pair)
+        shorter = model(pair[:1, :5])  # less padding, same texts
+        hidden = model.net(input_ids=pair[:1], attention_mask=torch.tensor([[1, 0, 1, 1, 0, 0]]))
+    torch.testing.assert_close(shorter, out[:1])
+    assert not torch.allclose(hidden.logits, out[:1])  # the separator is part of the input
