@@ -1,11 +1,12 @@
 """Training steps/s of main.py against a plain PyTorch loop doing the same work.
 
 Both sides build the model, data, batch size, optimizer and cosine schedule from the same Hydra
-config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop runs
-in this process; main.py runs as users run it (a subprocess), and its speed is read from the
-per-step wall times it writes, over the same step range as the loop's. The three variants run
-interleaved ``--repeats`` times and the medians are compared, because a shared CPU's speed
-drifts between runs by more than the effect measured.
+config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop and
+a bare LightningModule (Lightning's own cost, the floor for any Lightning harness) run in this
+process; main.py runs as users run it (a subprocess), and its speed is read from the per-step
+wall times it writes, over the same step range as the loop's. The variants run interleaved
+``--repeats`` times and the medians are compared, because a shared CPU's speed drifts between
+runs by more than the effect measured.
 
     python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
 """
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -28,21 +30,30 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.base import TaskModel
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
-def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
-    """Steps/s of a hand-written loop on the objects main.py would build."""
+def build(overrides: list[str], steps: int) -> tuple[Any, TaskModel, Any, Any]:
+    """Datamodule, model, optimizer and cosine schedule of the config, as main.py builds them."""
     with initialize_config_dir(str(ROOT / "configs"), version_base=None):
         cfg = compose("config", overrides)
     pl.seed_everything(cfg.seed, verbose=False)
     hp = cfg.task[cfg.optimizer.family]
     data = instantiate(cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed)
     data.setup()
-    model = instantiate(cfg.task.model)
+    model: TaskModel = instantiate(cfg.task.model)
     opt = instantiate(cfg.optimizer.factory)(model.parameters())
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps + 1)
+    return data, model, opt, sched
+
+
+def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
+    """Steps/s of a hand-written loop on the objects main.py would build."""
+    data, model, opt, sched = build(overrides, steps)
     step, start = 0, 0.0
     for _ in range(math.ceil(steps / data.batches_per_epoch())):
         model.train()
@@ -63,6 +74,49 @@ def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
             for x, y in data.val_dataloader():
                 model.loss(model(x), y).item()
     raise RuntimeError(f"the data ran out before {steps} steps")
+
+
+class Bare(pl.LightningModule):
+    """A stock LightningModule doing the same work: what Lightning itself costs per step."""
+
+    def __init__(self, model: TaskModel, opt: Any, sched: Any, skip: int, steps: int):
+        super().__init__()
+        self.model, self.opt, self.sched = model, opt, sched
+        self.skip, self.steps = skip, steps
+        self.times: dict[int, float] = {}
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        loss = self.model.loss(self.model(batch[0]), batch[1])
+        loss.item()
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step in (self.skip, self.steps):
+            self.times[self.global_step] = time.perf_counter()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.model.loss(self.model(batch[0]), batch[1]).item()
+
+    def configure_optimizers(self) -> Any:
+        schedule = {"scheduler": self.sched, "interval": "step"}
+        return {"optimizer": self.opt, "lr_scheduler": schedule}
+
+
+def bare_lightning(overrides: list[str], steps: int, skip: int) -> float:
+    """Steps/s of the same loop run by a minimal LightningModule and a bare Trainer."""
+    data, model, opt, sched = build(overrides, steps)
+    module = Bare(model, opt, sched, skip, steps)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=data)
+    return (steps - skip) / (module.times[steps] - module.times[skip])
 
 
 def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> float:
@@ -98,9 +152,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
     args = parser.parse_args()
     overrides = [f"task={args.task}", f"optimizer={args.optimizer}", "trainer=cpu"]
-    runs: dict[str, list[float]] = {"plain": [], "lean": [], "full": []}
+    runs: dict[str, list[float]] = {"plain": [], "bare": [], "lean": [], "full": []}
     for _ in range(args.repeats):
         runs["plain"].append(plain_loop(overrides, args.steps, args.skip))
+        runs["bare"].append(bare_lightning(overrides, args.steps, args.skip))
         runs["lean"].append(harness(overrides, args.steps, args.skip, base_loss=False))
         runs["full"].append(harness(overrides, args.steps, args.skip, base_loss=True))
     plain = statistics.median(runs["plain"])
@@ -111,6 +166,7 @@ def main() -> None:
     print(f"{'':34} {'steps/s':>8} {'ratio':>6}  {'range':>11}")
     labels = {
         "plain": "plain PyTorch loop",
+        "bare": "bare LightningModule + Trainer",
         "lean": "main.py, no base-weights loss",
         "full": "main.py, loss at base weights",
     }
