@@ -2,7 +2,7 @@
 
 Both sides build the model, data, batch size, optimizer and cosine schedule from the same Hydra
 config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop and
-a bare LightningModule (Lightning's own cost, the floor for any Lightning harness) run in this
+a stock LightningModule (what Lightning itself costs, with no harness around it) run in this
 process; main.py runs as users run it (a subprocess), and its speed is read from the per-step
 wall times it writes, over the same step range as the loop's. The variants run interleaved
 ``--repeats`` times and the medians are compared, because a shared CPU's speed drifts between
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -30,11 +30,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.base import TaskModel
+if TYPE_CHECKING:
+    from models.base import TaskModel
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the configs' _target_ modules
 
 
 def build(overrides: list[str], steps: int) -> tuple[Any, TaskModel, Any, Any]:
@@ -76,7 +76,7 @@ def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
     raise RuntimeError(f"the data ran out before {steps} steps")
 
 
-class Bare(pl.LightningModule):
+class Stock(pl.LightningModule):
     """A stock LightningModule doing the same work: what Lightning itself costs per step."""
 
     def __init__(self, model: TaskModel, opt: Any, sched: Any, skip: int, steps: int):
@@ -102,10 +102,10 @@ class Bare(pl.LightningModule):
         return {"optimizer": self.opt, "lr_scheduler": schedule}
 
 
-def bare_lightning(overrides: list[str], steps: int, skip: int) -> float:
-    """Steps/s of the same loop run by a minimal LightningModule and a bare Trainer."""
+def stock_lightning(overrides: list[str], steps: int, skip: int) -> float:
+    """Steps/s of the same loop run by a stock LightningModule and Trainer."""
     data, model, opt, sched = build(overrides, steps)
-    module = Bare(model, opt, sched, skip, steps)
+    module = Stock(model, opt, sched, skip, steps)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -152,10 +152,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
     args = parser.parse_args()
     overrides = [f"task={args.task}", f"optimizer={args.optimizer}", "trainer=cpu"]
-    runs: dict[str, list[float]] = {"plain": [], "bare": [], "lean": [], "full": []}
+    runs: dict[str, list[float]] = {"plain": [], "stock": [], "lean": [], "full": []}
     for _ in range(args.repeats):
         runs["plain"].append(plain_loop(overrides, args.steps, args.skip))
-        runs["bare"].append(bare_lightning(overrides, args.steps, args.skip))
+        runs["stock"].append(stock_lightning(overrides, args.steps, args.skip))
         runs["lean"].append(harness(overrides, args.steps, args.skip, base_loss=False))
         runs["full"].append(harness(overrides, args.steps, args.skip, base_loss=True))
     plain = statistics.median(runs["plain"])
@@ -166,7 +166,7 @@ def main() -> None:
     print(f"{'':34} {'steps/s':>8} {'ratio':>6}  {'range':>11}")
     labels = {
         "plain": "plain PyTorch loop",
-        "bare": "bare LightningModule + Trainer",
+        "stock": "stock LightningModule + Trainer",
         "lean": "main.py, no base-weights loss",
         "full": "main.py, loss at base weights",
     }
