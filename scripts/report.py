@@ -207,6 +207,10 @@ def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
     return "\n".join(lines)
 
 
+class NoRunsError(ValueError):
+    """The results folder holds no run that ended: nothing to compare."""
+
+
 def report(
     results: Path,
     out: Path,
@@ -217,7 +221,7 @@ def report(
 ) -> pd.DataFrame:
     runs = load_runs(results)
     if runs.index.empty:
-        raise SystemExit(f"report.py: error: no finished runs under {results}")
+        raise NoRunsError(f"no finished runs under {results}")
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     for task in sorted(runs.index["task"].unique()):
@@ -276,14 +280,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.results.is_dir():
         parser.exit(2, f"{parser.prog}: error: results folder {args.results} does not exist\n")
     out = args.out or args.results / "report"
-    table = report(
-        args.results,
-        out,
-        args.fractions,
-        args.smoothing,
-        args.baselines,
-        Path(args.tensorboard) if args.tensorboard else None,
-    )
+    try:
+        table = report(
+            args.results,
+            out,
+            args.fractions,
+            args.smoothing,
+            args.baselines,
+            Path(args.tensorboard) if args.tensorboard else None,
+        )
+    except NoRunsError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(steps_summary(table))
     missing = (out / "missing.txt").read_text()
     if missing:

@@ -131,6 +131,16 @@ def test_report_bad_folder_exits_2(tmp_path: Path) -> None:
     assert exc.value.code == 2
 
 
+def test_report_folder_without_runs_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        report_main([str(tmp_path)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: no finished runs under {tmp_path}\n")
+    assert not (tmp_path / "report").exists()
+
+
 def test_console_entry_point_is_the_report(results: Path, tmp_path: Path) -> None:
     """``pip install -e .`` puts ``overshoot-report`` beside the interpreter; it runs report.py."""
     exe = Path(sysconfig.get_path("scripts")) / "overshoot-report"
