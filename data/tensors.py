@@ -1,4 +1,8 @@
-"""A LightningDataModule over in-memory tensors, batched by index (no per-item Python work)."""
+"""A LightningDataModule over in-memory tensors, batched by index (no per-item Python work).
+
+The tensors live on the training device (the GPU when training there): a batch is one indexing
+kernel, with no host-to-device copy per step.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +23,22 @@ class EpochBatches(Sampler[torch.Tensor]):
     after it), and ``set_epoch`` (called by Lightning before each epoch) replays the generator when
     a run resumes at a later epoch, so a resumed run sees the same batches as an uninterrupted one.
     Under data parallelism (``world`` processes) process ``rank`` takes its slice of each global
-    batch, so the ranks together see what one process sees.
+    batch, so the ranks together see what one process sees. The order is drawn on the CPU (the
+    same order on every device) and moved to ``device``, the data's, once per epoch.
     """
 
     def __init__(
-        self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.device = rank, world, torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0  # the epoch the generator's next draws belong to
 
@@ -46,7 +58,7 @@ class EpochBatches(Sampler[torch.Tensor]):
             order = torch.randperm(self.n, generator=self.generator)
             torch.randperm(self.n, generator=self.generator)  # RandomSampler's remainder draw
             self.epoch += 1
-        for batch in order.split(self.batch_size):
+        for batch in order.to(self.device).split(self.batch_size):
             yield batch.tensor_split(self.world)[self.rank] if self.world > 1 else batch
 
     def __len__(self) -> int:
@@ -85,6 +97,12 @@ class TensorDataModule(pl.LightningDataModule):
         if not self.splits:
             train, val, test = self.load()
             self.splits = {"train": train, "val": val, "test": test}
+        if self.trainer is not None:  # Lightning calls setup once the device is known
+            self.move_to(self.trainer.strategy.root_device)
+
+    def move_to(self, device: torch.device | str) -> None:
+        """Hold every split on ``device``; batches are then drawn there."""
+        self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
         data = TensorDataset(*self.splits[split])
@@ -92,7 +110,8 @@ class TensorDataModule(pl.LightningDataModule):
         rank, world = 0, 1
         if shuffle and self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        batches = EpochBatches(len(data), size, shuffle, self.seed, rank, world)
+        device = self.splits[split][0].device
+        batches = EpochBatches(len(data), size, shuffle, self.seed, rank, world, device)
         return DataLoader(data, sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
