@@ -1,4 +1,4 @@
-"""Where a run computes: the data on the training device."""
+"""Where a run computes: the data and the optimizer state on the training device."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import torch
 
 from data.tensors import Split, TensorDataModule
+from overshoot import SGDO
+from trainers.base_weights import state_to_device
 
 
 class Ramp(TensorDataModule):
@@ -29,3 +31,21 @@ def test_splits_and_batches_live_on_the_trainers_device() -> None:
     assert [b.device.type for b in batches] == ["meta"] * 3
     assert [b.shape for b in batches] == [b.shape for b in cpu_batches] == [(5, 2)] * 2 + [(2, 2)]
     assert next(iter(data.val_dataloader()))[0].device.type == "meta"
+
+
+def test_state_to_device_moves_buffers_and_leaves_step_counters() -> None:
+    # Before trainer.test on a GPU: fit's teardown left the optimizer's state on the CPU.
+    model = torch.nn.Linear(3, 2)
+    sgdo, adam = (
+        SGDO(model.parameters(), lr=0.1, overshoot=2.0),
+        torch.optim.Adam(model.parameters()),
+    )
+    model(torch.ones(1, 3)).sum().backward()
+    sgdo.step()
+    adam.step()
+    for opt in (sgdo, adam):
+        state_to_device(opt, torch.device("meta"))
+    for p in model.parameters():
+        assert sgdo.state[p]["momentum_buffer"].device.type == "meta"
+        assert adam.state[p]["exp_avg"].device.type == "meta"
+        assert adam.state[p]["step"].device.type == "cpu"  # where torch's Adam keeps it

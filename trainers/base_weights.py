@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 
 from overshoot import OvershootOptimizer
 
@@ -42,6 +43,19 @@ def deploy_switch(opt: torch.optim.Optimizer | None) -> AbstractContextManager[N
     if callable(getattr(peer, "eval", None)) and callable(getattr(peer, "train", None)):
         return _between(peer.eval, peer.train)  # HeavyBall SF*, schedulefree: train/eval modes
     return None
+
+
+def state_to_device(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    """Move the optimizer's state to ``device``, leaving step counters where torch keeps them.
+
+    ``trainer.fit`` ends by moving the model and the optimizer's state to the CPU; ``trainer.test``
+    moves the model back to the GPU but not the optimizer, whose state the switch to the
+    deployable weights reads alongside the parameters.
+    """
+    for state in opt.state.values():
+        for key, value in state.items():
+            if key != "step":
+                state[key] = move_data_to_device(value, device)
 
 
 def moves_weights(opt: torch.optim.Optimizer | None) -> bool:

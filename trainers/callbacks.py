@@ -13,7 +13,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar
 
-from trainers.base_weights import deployed_weights, moves_weights, run_optimizer
+from trainers.base_weights import (
+    deployed_weights,
+    moves_weights,
+    run_optimizer,
+    state_to_device,
+)
 from trainers.module import TrainModule
 from trainers.results import STEP_FIELDS, RunResults
 
@@ -42,6 +47,9 @@ class BaseWeightsEvaluation(pl.Callback):
         self._back(trainer, pl_module)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        opt = run_optimizer(trainer)
+        if opt is not None:
+            state_to_device(opt, pl_module.device)
         self._to_base(trainer, pl_module)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -208,7 +208,8 @@ def rank_weight_diff(trainer: pl.Trainer) -> float:
     module = trainer.lightning_module
     with torch.no_grad(), deployed_weights(run_optimizer(trainer), module):
         flat = torch.cat([p.detach().flatten() for p in module.parameters()])
-    gathered = trainer.strategy.all_gather(flat)
+    # After trainer.test the model is back on the CPU; NCCL gathers only GPU tensors.
+    gathered = trainer.strategy.all_gather(flat.to(trainer.strategy.root_device))
     return float((gathered - gathered[0]).abs().max())
 
 
