@@ -1,14 +1,34 @@
-"""Where a run computes: the data and the optimizer state on the training device."""
+"""Where a run computes: the default device and precision; data and optimizer state there."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from data.tensors import Split, TensorDataModule
 from overshoot import SGDO
 from trainers.base_weights import state_to_device
+from trainers.run import auto_precision
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "cuda", "bf16", "expected"),
+    [
+        ("auto", False, False, "32-true"),
+        ("auto", True, True, "bf16-mixed"),
+        ("gpu", True, True, "bf16-mixed"),
+        ("auto", True, False, "32-true"),  # e.g. a V100: no bf16
+        ("cpu", True, True, "32-true"),
+    ],
+)
+def test_auto_precision_is_bf16_mixed_on_a_bf16_gpu_else_float32(
+    monkeypatch: pytest.MonkeyPatch, accelerator: str, cuda: bool, bf16: bool, expected: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    assert auto_precision(accelerator) == expected
 
 
 class Ramp(TensorDataModule):

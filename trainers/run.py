@@ -155,6 +155,8 @@ def make_trainer(
     trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     if cfg.precision is not None:
         trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
+    if trainer_cfg["precision"] == "auto":
+        trainer_cfg["precision"] = auto_precision(str(trainer_cfg["accelerator"]))
     callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
     if trainer_cfg["enable_progress_bar"]:
         callbacks.append(LossProgressBar())
@@ -179,6 +181,13 @@ def make_trainer(
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
+
+
+def auto_precision(accelerator: str) -> str:
+    """bf16-mixed where the run lands on a CUDA GPU that has bf16 (as Lightning's "auto" and
+    "gpu" accelerators pick CUDA when present), else full float32."""
+    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
 
 
 def claim_version(folder: Path) -> int:
