@@ -6,9 +6,11 @@ a stock LightningModule (what Lightning itself costs, with no harness around it)
 process; main.py runs as users run it (a subprocess), and its speed is read from the per-step
 wall times it writes, over the same step range as the loop's. The variants run interleaved
 ``--repeats`` times and the medians are compared, because a shared CPU's speed drifts between
-runs by more than the effect measured.
+runs by more than the effect measured. ``--device cuda`` runs all three on the GPU in float32,
+with the data held there as main.py holds it; losses stay on the device (no sync per step).
 
     python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
+                                    [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the configs' _target_ modules
 
 
-def build(overrides: list[str], steps: int) -> tuple[Any, TaskModel, Any, Any]:
+def build(overrides: list[str], steps: int, device: str) -> tuple[Any, TaskModel, Any, Any]:
     """Datamodule, model, optimizer and cosine schedule of the config, as main.py builds them."""
     with initialize_config_dir(str(ROOT / "configs"), version_base=None):
         cfg = compose("config", overrides)
@@ -45,16 +47,24 @@ def build(overrides: list[str], steps: int) -> tuple[Any, TaskModel, Any, Any]:
     hp = cfg.task[cfg.optimizer.family]
     data = instantiate(cfg.task.data, root=cfg.data.root, batch_size=hp.batch_size, seed=cfg.seed)
     data.setup()
-    model: TaskModel = instantiate(cfg.task.model)
+    data.move_to(device)
+    model: TaskModel = instantiate(cfg.task.model).to(device)
     opt = instantiate(cfg.optimizer.factory)(model.parameters())
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps + 1)
     return data, model, opt, sched
 
 
-def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
+def clock(device: str) -> float:
+    """Wall time once the device has finished the work queued so far."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def plain_loop(overrides: list[str], steps: int, skip: int, device: str) -> float:
     """Steps/s of a hand-written loop on the objects main.py would build."""
-    data, model, opt, sched = build(overrides, steps)
-    step, start = 0, 0.0
+    data, model, opt, sched = build(overrides, steps, device)
+    step, start, losses = 0, 0.0, []
     for _ in range(math.ceil(steps / data.batches_per_epoch())):
         model.train()
         for x, y in data.train_dataloader():
@@ -63,12 +73,12 @@ def plain_loop(overrides: list[str], steps: int, skip: int) -> float:
             loss.backward()
             opt.step()
             sched.step()
-            loss.item()
+            losses.append(loss.detach())  # kept, as main.py keeps every step's loss
             step += 1
             if step == skip:
-                start = time.perf_counter()
+                start = clock(device)
             if step == steps:
-                return (steps - skip) / (time.perf_counter() - start)
+                return (steps - skip) / (clock(device) - start)
         model.eval()
         with torch.no_grad():
             for x, y in data.val_dataloader():
@@ -84,15 +94,16 @@ class Stock(pl.LightningModule):
         self.model, self.opt, self.sched = model, opt, sched
         self.skip, self.steps = skip, steps
         self.times: dict[int, float] = {}
+        self.losses: list[torch.Tensor] = []
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
         loss = self.model.loss(self.model(batch[0]), batch[1])
-        loss.item()
+        self.losses.append(loss.detach())
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step in (self.skip, self.steps):
-            self.times[self.global_step] = time.perf_counter()
+            self.times[self.global_step] = clock(self.device.type)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self.model.loss(self.model(batch[0]), batch[1]).item()
@@ -102,12 +113,13 @@ class Stock(pl.LightningModule):
         return {"optimizer": self.opt, "lr_scheduler": schedule}
 
 
-def stock_lightning(overrides: list[str], steps: int, skip: int) -> float:
+def stock_lightning(overrides: list[str], steps: int, skip: int, device: str) -> float:
     """Steps/s of the same loop run by a stock LightningModule and Trainer."""
-    data, model, opt, sched = build(overrides, steps)
+    data, model, opt, sched = build(overrides, steps, device)
     module = Stock(model, opt, sched, skip, steps)
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
         max_steps=steps,
         logger=False,
         enable_progress_bar=False,
@@ -136,7 +148,10 @@ def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> flo
             check=True,
             capture_output=True,
             cwd=tmp,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            },
         )
         (csv,) = Path(tmp).glob("bench_harness/*/*/*/steps.csv")
         wall = pd.read_csv(csv).set_index("step")["wall_time"]
@@ -150,19 +165,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--skip", type=int, default=200, help="warm-up steps left out")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    overrides = [f"task={args.task}", f"optimizer={args.optimizer}", "trainer=cpu"]
+    trainer = ["trainer=gpu", "precision=32-true"] if args.device == "cuda" else ["trainer=cpu"]
+    overrides = [f"task={args.task}", f"optimizer={args.optimizer}", *trainer]
+    steps, skip, device = args.steps, args.skip, args.device
     runs: dict[str, list[float]] = {"plain": [], "stock": [], "lean": [], "full": []}
     for _ in range(args.repeats):
-        runs["plain"].append(plain_loop(overrides, args.steps, args.skip))
-        runs["stock"].append(stock_lightning(overrides, args.steps, args.skip))
-        runs["lean"].append(harness(overrides, args.steps, args.skip, base_loss=False))
-        runs["full"].append(harness(overrides, args.steps, args.skip, base_loss=True))
+        runs["plain"].append(plain_loop(overrides, steps, skip, device))
+        runs["stock"].append(stock_lightning(overrides, steps, skip, device))
+        runs["lean"].append(harness(overrides, steps, skip, base_loss=False))
+        runs["full"].append(harness(overrides, steps, skip, base_loss=True))
     plain = statistics.median(runs["plain"])
-    print(
-        f"{args.task} / {args.optimizer}, {args.steps} steps, {torch.get_num_threads()} threads, "
-        f"median of {args.repeats}"
+    where = (
+        torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
     )
+    print(f"{args.task} / {args.optimizer}, {steps} steps, {where}, median of {args.repeats}")
     print(f"{'':34} {'steps/s':>8} {'ratio':>6}  {'range':>11}")
     labels = {
         "plain": "plain PyTorch loop",
