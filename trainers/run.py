@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from trainers.base_weights import deployed_weights, run_optimizer
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecorder
@@ -20,6 +22,16 @@ from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.checks import check_types
 from trainers.module import TrainModule
 from trainers.results import RunResults, read_meta
+
+# Printed on every run, and nothing a user of the harness can act on: Lightning's own use of a
+# torch class that torch deprecates; its advice to add DataLoader workers, which would only slow
+# batches that are slices of tensors already in memory (on the training device); and its note
+# that an epoch is shorter than log_every_n_steps, which StepRecorder's blocks span anyway.
+UNACTIONABLE_WARNINGS = (
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    (r"The '\w+' does not have many workers", PossibleUserWarning),
+    (r"The number of training batches \(\d+\) is smaller than the logging", PossibleUserWarning),
+)
 
 
 class Interrupted(Exception):
@@ -236,6 +248,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_types(cfg)
     directory = run_dir(cfg)
     check_run(cfg, directory)
+    for message, category in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message, category)
     if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
         return _train_locked(cfg, directory)
     lock = FileLock(directory / ".lock")
