@@ -1,7 +1,7 @@
 """Turn a results folder into the paper's comparison: steps to threshold, tables, plots.
 
     python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
-                             [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adam]
+                             [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adamw]
     overshoot-report results/<experiment> ...   # the same, once pip install -e ".[report]" ran
 
 Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks; with
@@ -30,15 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.runs import Runs, load_runs
 from scripts.threshold import (
     DEFAULT_BASELINES,
+    WINDOW,
     ci95,
-    mean_curve,
-    paired_p,
-    smooth,
+    one_sample_p,
+    seed_mean,
     steps_to_threshold,
+    trailing_mean,
 )
 
 # Table 1 compares against the better of these per family (paper: CM/NAG and Adam/NAdam).
-COMPARATORS = {"sgd": ["sgd_momentum", "sgd_nesterov"], "adam": ["adam", "adamw", "nadam"]}
+COMPARATORS = {"sgd": ["sgd_momentum", "sgd_nesterov"], "adam": ["adamw", "adam", "nadam"]}
 
 
 def column_order(index: pd.DataFrame) -> list[str]:
@@ -73,7 +74,7 @@ def table1(runs: Runs) -> tuple[pd.DataFrame, pd.DataFrame]:
             if comps and opt not in COMPARATORS.get(family, []):
                 ref = max(comps, key=lambda c: means[c] if higher else -means[c])
                 paired = pd.concat([values, per_opt[ref]], axis=1, join="inner").to_numpy()
-                p_value = paired_p(paired[:, 0], paired[:, 1])
+                p_value = one_sample_p(paired[:, 0] - paired[:, 1])
             mean, half = values.mean(), ci95(values.to_numpy())
             rows.append(
                 {
@@ -95,10 +96,11 @@ def table1(runs: Runs) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
-    """Seconds per step (mean over finished seeds, evaluation included) and time to threshold.
+    """Seconds per training step (mean over finished seeds) and time to threshold.
 
-    Steps saved are only worth it if a step does not cost more: ``time_savings`` compares
-    steps x seconds per step with the baseline's, from the same runs.
+    A run's steps/s counts training alone: the metric's extra forward at the deployed weights
+    and evaluation are timed apart (meta.json), so ``step_time_ratio`` compares optimizer steps
+    at their real cost. ``time_savings`` compares steps x seconds per step with the baseline's.
     """
     done = runs.index[runs.index["status"] == "finished"]
     per_step = (1.0 / done["steps_per_s"]).groupby([done["task"], done["optimizer"]]).mean()
@@ -117,23 +119,53 @@ def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
     return out
 
 
-def plot_curves(runs: Runs, task: str, window: int, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
-    index = runs.index[(runs.index["task"] == task) & (runs.index["status"] == "finished")]
-    positive = True
-    for opt in column_order(index):
-        seeds = index.loc[index["optimizer"] == opt, "seed"]
-        curves = [smooth(runs.curves[(task, opt, int(s))], window) for s in seeds]
-        mc = mean_curve(curves)
-        positive &= bool((mc["mean"] > 0).all())
-        (line,) = ax.plot(mc.index, mc["mean"], label=f"{opt} (n={len(curves)})", lw=1.2)
-        low, high = mc["mean"] - mc["ci95"], mc["mean"] + mc["ci95"]
-        ax.fill_between(mc.index, low, high, where=low > 0, alpha=0.2, color=line.get_color(), lw=0)
-    if positive:
-        ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel=f"train loss at base weights (MA {window})", title=task)
-    ax.legend(fontsize=8)
+def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: Path) -> None:
+    """One panel per family: the seed-mean curve smoothed as the metric smooths it, the
+    threshold and each optimizer's crossing; diverged seeds are counted, not drawn."""
+    index = runs.index[runs.index["task"] == task]
+    families = [f for f in COMPARATORS if f in set(index["family"])]
+    families += sorted(set(index["family"]) - set(families))
+    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.5), squeeze=False)
+    at = table[np.isclose(table["fraction"], 0.95)].set_index("optimizer")
+    for ax, family in zip(axes[0], families, strict=True):
+        fam = index[index["family"] == family]
+        ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
+        finite: list[float] = []
+        for opt in column_order(fam):
+            runs_of = fam[fam["optimizer"] == opt]
+            done = runs_of[runs_of["status"] == "finished"]
+            label = f"{opt} (n={len(done)}"
+            label += f", {len(runs_of) - len(done)} diverged)" if len(done) < len(runs_of) else ")"
+            if done.empty:
+                ax.plot([], [], label=label)
+                continue
+            curve = seed_mean(runs.curves[(task, opt, int(s))] for s in done["seed"])
+            smoothed = trailing_mean(curve.to_numpy(), window)
+            steps = curve.index.to_numpy()[window - 1 : window - 1 + len(smoothed)]
+            (line,) = ax.plot(steps, smoothed, label=label, lw=1.2)
+            finite += [float(v) for v in smoothed[np.isfinite(smoothed)]]
+            if opt in at.index and not math.isnan(at.loc[opt, "steps"]):
+                crossing = at.loc[opt, "steps"]
+                ax.axvline(crossing, color=line.get_color(), lw=0.8, ls=":")
+        if fam["optimizer"].isin(at.index).any():
+            threshold = at.loc[at.index.isin(fam["optimizer"]), "threshold"].iloc[0]
+            if not math.isnan(threshold):
+                ax.axhline(threshold, color="black", lw=0.8, ls="--", label="T (f = 0.95)")
+                finite.append(float(threshold))
+        if finite:
+            low, high = min(finite), max(finite)
+            if low > 0 and high / low > 100:
+                ax.set_yscale("log")
+                ax.set_ylim(low / 1.2, high * 1.2)
+            else:
+                pad = 0.05 * (high - low or abs(high) or 1.0)
+                ax.set_ylim(low - pad, high + pad)
+        ax.set(
+            xlabel="step",
+            ylabel=f"train loss at deployed weights, trailing mean of {window}",
+            title=f"{task}: {family} family",
+        )
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -189,17 +221,23 @@ def write_tensorboard(table: pd.DataFrame, markdown: str, logdir: Path) -> None:
 
 
 def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
-    """Console table: steps to ``fraction`` and savings with CI, censored shown as such."""
+    """Console table: the paper's saving (seed-mean curve) and the per-seed paired mean ± 95 %
+    CI with its p-value (one statistic, so they agree); censored shown as such."""
     at = table[np.isclose(table["fraction"], fraction)]
-    lines = [f"steps to {fraction:g} of the baseline's loss reduction (mean curve; per-seed CI)"]
+    lines = [
+        f"steps to {fraction:g} of the baseline's loss reduction (paper's computation; "
+        "per-seed paired mean ± 95 % CI)"
+    ]
     for row in at.itertuples():
         steps = "not reached" if math.isnan(row.steps) else f"{row.steps:.0f}"
-        saving = (
-            ""
-            if row.optimizer == row.baseline or math.isnan(row.savings_seed_mean)
-            else f"  saves {100 * row.savings_seed_mean:.1f} ± {100 * row.savings_ci95:.1f} %"
-            f" (p={row.p_value:.2g})"
-        )
+        saving = ""
+        if row.optimizer != row.baseline and not math.isnan(row.savings):
+            saving = f"  saves {100 * row.savings:.1f} %"
+        if row.optimizer != row.baseline and not math.isnan(row.savings_seed_mean):
+            saving += (
+                f"  per seed {100 * row.savings_seed_mean:.1f} ± {100 * row.savings_ci95:.1f} %"
+                f" (p={row.p_value:.2g}, n={row.n_paired})"
+            )
         lines.append(
             f"  {row.task:18} {row.optimizer:28} {steps:>11}  n={row.n_seeds}"
             f" censored={row.n_censored}{saving}"
@@ -216,8 +254,8 @@ def report(
     out: Path,
     fractions: list[float],
     window: int,
-    baselines: dict[str, str],
-    tensorboard: Path | None,
+    baselines: dict[str, str] = DEFAULT_BASELINES,
+    tensorboard: Path | None = None,
 ) -> pd.DataFrame:
     runs = load_runs(results)
     if runs.index.empty:
@@ -228,7 +266,7 @@ def report(
         table = add_wall_clock(steps_to_threshold(runs, task, fractions, window, baselines), runs)
         (out / task).mkdir(exist_ok=True)
         table.to_csv(out / task / "steps_to_threshold.csv", index=False)
-        plot_curves(runs, task, window, out / task / "loss_curves.png")
+        plot_curves(runs, table, task, window, out / task / "loss_curves.png")
         plot_savings(table, task, out / task / "savings.png")
         tables.append(table)
     all_steps = pd.concat(tables, ignore_index=True)
@@ -266,12 +304,14 @@ def main(argv: list[str] | None = None) -> None:
         default="0.5,0.75,0.9,0.95,0.99",
         type=lambda s: [float(x) for x in s.split(",")],
     )
-    parser.add_argument("--smoothing", type=int, default=400, help="trailing moving average, steps")
+    parser.add_argument(
+        "--smoothing", type=int, default=WINDOW, help="trailing mean over full windows, steps"
+    )
     parser.add_argument(
         "--baselines",
         type=parse_baselines,
         default=DEFAULT_BASELINES,
-        help="family=optimizer,... (default sgd=sgd_momentum,adam=adam)",
+        help="family=optimizer,... (default sgd=sgd_momentum,adam=adamw)",
     )
     parser.add_argument(
         "--tensorboard", default="lightning_logs/compare", help="TensorBoard dir; '' to skip"

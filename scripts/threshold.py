@@ -1,15 +1,26 @@
 """The paper's metric: steps to reach a fraction of the baseline's loss reduction.
 
-Per task and family: average the base-weights loss curves over seeds, smooth with a trailing
-moving average, set T = s_b[0] − f·(s_b[0] − s_b[end]) from the baseline's mean curve, and count
-the first step where an optimizer's curve is ≤ T. The mean-curve crossing is the paper's number;
-the same T applied to each seed's curve gives the spread (95 % CI) and a paired t-test against
-the baseline with the same seed. A curve that never reaches T is censored, never a number.
+Computed as the reference's ``paper_scripts/convergance_speed.ipynb`` (arXiv v1, commit b3ebff9)
+computed the paper's numbers, per task and family:
+
+1. ``v``: the seed-mean of the per-step training loss at the deployed weights (finished runs);
+2. ``a[k] = mean(v[k : k + w])`` for ``k = 0 … len(v) − w − 1`` — trailing means over full
+   ``w``-step windows only (the notebook's ``range(w, len(v))``, which leaves the last window
+   out), so ``a[0]`` is the mean of the first ``w`` steps;
+3. ``T = a_b[0] − f · (a_b[0] − a_b[−1])`` on the baseline's ``a_b``;
+4. ``index`` = the first ``k`` with ``a[k] ≤ T``; saving = (index_b − index) / index_b.
+
+``steps = index + w`` is the same crossing in real training steps (the last step of the
+window), used for time to threshold and in ``savings_real_steps``. The spread comes from one
+paired statistic: each seed's own crossing of the same ``T``, its saving against the baseline
+run with the same seed, and a one-sample t interval and test on those savings, so the interval
+excludes 0 exactly when p < 0.05. A curve that never reaches ``T`` is censored, never a number.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -17,101 +28,102 @@ from scipy import stats
 
 from scripts.runs import Runs
 
-DEFAULT_BASELINES = {"sgd": "sgd_momentum", "adam": "adam"}
+DEFAULT_BASELINES = {"sgd": "sgd_momentum", "adam": "adamw"}
+WINDOW = 400
 
 
-def smooth(curve: pd.Series, window: int) -> pd.Series:
-    return curve.rolling(window, min_periods=1).mean()
+def trailing_mean(curve: np.ndarray, window: int) -> np.ndarray:
+    """``a[k] = mean(curve[k : k + window])`` over full windows, the last one left out."""
+    curve = np.asarray(curve, dtype=np.float64)
+    if len(curve) <= window:
+        return np.empty(0)
+    windows = np.lib.stride_tricks.sliding_window_view(curve, window)[:-1]
+    return windows.mean(axis=1)
 
 
-def mean_curve(curves: list[pd.Series]) -> pd.DataFrame:
-    """Mean over seeds and the 95 % CI half-width per step (steps every curve has)."""
-    table = pd.concat(curves, axis=1, join="inner")
-    n = table.shape[1]
-    half = (
-        stats.t.ppf(0.975, n - 1) * table.std(axis=1) / math.sqrt(n)
-        if n > 1
-        else 0.0 * table.iloc[:, 0]
-    )
-    return pd.DataFrame({"mean": table.mean(axis=1), "ci95": half})
+def seed_mean(curves: Iterable[pd.Series]) -> pd.Series:
+    """Mean over seeds, step by step, over the steps every curve has."""
+    table = pd.concat(list(curves), axis=1, join="inner")
+    return table.mean(axis=1)
 
 
-def first_crossing(smoothed: pd.Series, threshold: float) -> float:
-    """First step with value ≤ threshold, NaN when never reached (censored)."""
-    hit = smoothed.index[(smoothed <= threshold).to_numpy()]
+def first_index(smoothed: np.ndarray, threshold: float) -> float:
+    """First index with value ≤ threshold; NaN when never reached (censored)."""
+    hit = np.flatnonzero(smoothed <= threshold)
     return float(hit[0]) if len(hit) else math.nan
 
 
-def paired_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided paired t-test; constant non-zero differences are certain (p = 0)."""
-    diff = a - b
-    if len(diff) < 2 or not diff.any():
+def saving(base_index: float, index: float) -> float:
+    """(index_b − index) / index_b; undefined (NaN) when either is censored or index_b = 0."""
+    if math.isnan(base_index) or math.isnan(index) or base_index == 0:
         return math.nan
-    if np.all(diff == diff[0]):
-        return 0.0
-    return float(stats.ttest_rel(a, b).pvalue)
+    return (base_index - index) / base_index
 
 
 def ci95(values: np.ndarray) -> float:
     n = len(values)
-    return (
-        float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    )
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
+def one_sample_p(values: np.ndarray) -> float:
+    """Two-sided t-test of mean 0: the same statistic as ``ci95``'s interval.
+
+    All zero: no evidence (p = 1); constant and non-zero: certain (p = 0).
+    """
+    if len(values) < 2:
+        return math.nan
+    if np.all(values == values[0]):
+        return 1.0 if values[0] == 0 else 0.0
+    return float(stats.ttest_1samp(values, 0.0).pvalue)
 
 
 def steps_to_threshold(
     runs: Runs,
     task: str,
     fractions: list[float],
-    window: int,
+    window: int = WINDOW,
     baselines: dict[str, str] = DEFAULT_BASELINES,
 ) -> pd.DataFrame:
     """One row per (family, optimizer, fraction) of ``task``."""
     index = runs.index[runs.index["task"] == task]
     rows = []
     for family, fam in index.groupby("family"):
-        baseline = baselines.get(family)
+        baseline = baselines.get(str(family))
         if baseline not in set(fam["optimizer"]):
             baseline = None
-
-        def seed_curves(opt: str, fam: pd.DataFrame = fam) -> dict[int, pd.Series]:
-            sel = fam[fam["optimizer"] == opt]
-            return {int(s): runs.curves[(task, opt, int(s))] for s in sel["seed"]}
-
-        def finished_mean(opt: str, fam: pd.DataFrame = fam) -> pd.Series:
-            sel = fam[(fam["optimizer"] == opt) & (fam["status"] == "finished")]
-            curves = [runs.curves[(task, opt, int(s))] for s in sel["seed"]]
-            return smooth(mean_curve(curves)["mean"], window) if curves else pd.Series(dtype=float)
-
-        ref = finished_mean(baseline) if baseline else pd.Series(dtype=float)
-        base_seeds = seed_curves(baseline) if baseline else {}
-        for fraction in fractions:
-            threshold = (
-                ref.iloc[0] - fraction * (ref.iloc[0] - ref.iloc[-1]) if len(ref) else math.nan
-            )
-            base_steps = first_crossing(ref, threshold) if len(ref) else math.nan
-            base_per_seed = {
-                s: first_crossing(smooth(c, window), threshold) for s, c in base_seeds.items()
+        seeds = {
+            opt: {
+                int(s): trailing_mean(runs.curves[(task, opt, int(s))].to_numpy(), window)
+                for s in g["seed"]
             }
-            for opt in sorted(set(fam["optimizer"])):
-                per_seed = {
-                    s: first_crossing(smooth(c, window), threshold)
-                    for s, c in seed_curves(opt).items()
-                }
-                reached = np.array([v for v in per_seed.values() if not math.isnan(v)])
-                mean = finished_mean(opt)
-                steps = first_crossing(mean, threshold) if len(mean) else math.nan
-                pairs = [
-                    (per_seed[s], base_per_seed[s])
-                    for s in per_seed
-                    if s in base_per_seed
-                    and not math.isnan(per_seed[s])
-                    and not math.isnan(base_per_seed[s])
-                ]
-                seed_savings = np.array([1 - o / b for o, b in pairs])
-                p_value = math.nan
-                if opt != baseline and pairs:
-                    p_value = paired_p(*np.array(pairs).T)
+            for opt, g in fam.groupby("optimizer")
+        }
+        means = {
+            opt: trailing_mean(
+                seed_mean(runs.curves[(task, opt, int(s))] for s in g["seed"]).to_numpy(), window
+            )
+            for opt, g in fam[fam["status"] == "finished"].groupby("optimizer")
+        }
+        ref = means.get(baseline, np.empty(0)) if baseline else np.empty(0)
+        for fraction in fractions:
+            threshold = ref[0] - fraction * (ref[0] - ref[-1]) if len(ref) else math.nan
+            base_index = first_index(ref, threshold)
+            base_seeds = {
+                s: first_index(a, threshold) for s, a in seeds.get(baseline or "", {}).items()
+            }
+            for opt in sorted(seeds):
+                at = first_index(means.get(opt, np.empty(0)), threshold)
+                per_seed = {s: first_index(a, threshold) for s, a in seeds[opt].items()}
+                paired = np.array(
+                    [
+                        saving(base_seeds[s], i)
+                        for s, i in per_seed.items()
+                        if s in base_seeds and not math.isnan(saving(base_seeds[s], i))
+                    ]
+                )
+                compared = opt != baseline and len(paired) > 0
                 rows.append(
                     {
                         "task": task,
@@ -119,21 +131,21 @@ def steps_to_threshold(
                         "optimizer": opt,
                         "baseline": baseline or "",
                         "fraction": fraction,
+                        "window": window,
                         "threshold": threshold,
-                        "steps": steps,
-                        "steps_seed_mean": reached.mean() if len(reached) else math.nan,
-                        "steps_ci95": ci95(reached),
-                        "savings": 1 - steps / base_steps if base_steps else math.nan,
-                        "savings_seed_mean": (
-                            seed_savings.mean() if len(seed_savings) else math.nan
-                        ),
-                        "savings_ci95": ci95(seed_savings),
-                        "p_value": p_value,
+                        "index": at,
+                        "steps": at + window,
+                        "savings": saving(base_index, at),
+                        "savings_real_steps": saving(base_index + window, at + window),
+                        "savings_seed_mean": paired.mean() if len(paired) else math.nan,
+                        "savings_ci95": ci95(paired),
+                        "p_value": one_sample_p(paired) if compared else math.nan,
                         "n_seeds": len(per_seed),
-                        "n_censored": len(per_seed) - len(reached),
+                        "n_paired": len(paired),
+                        "n_censored": sum(math.isnan(i) for i in per_seed.values()),
                         "per_seed": " ".join(
-                            f"{s}:{'censored' if math.isnan(v) else int(v)}"
-                            for s, v in sorted(per_seed.items())
+                            f"{s}:{'censored' if math.isnan(i) else int(i)}"
+                            for s, i in sorted(per_seed.items())
                         ),
                     }
                 )

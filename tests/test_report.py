@@ -15,7 +15,7 @@ import pytest
 from scripts.report import add_wall_clock
 from scripts.report import main as report_main
 from scripts.runs import load_runs
-from scripts.threshold import steps_to_threshold
+from scripts.threshold import ci95, one_sample_p, steps_to_threshold, trailing_mean
 
 STEPS = np.arange(1, 101)
 
@@ -44,7 +44,8 @@ def write_run(
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    """Baseline: loss 100 − step, T(0.95) = 4.95 → step 96. ``fast``: 100 − 2·step → step 48."""
+    """Baseline: loss 100 − step; window 1 leaves the last step out, so a = 99 … 1 and
+    T(0.95) = 99 − 0.95·98 = 5.9 → index 94. ``fast``: a = 98 − 2k → index 47."""
     root = tmp_path / "exp"
     for seed in range(3):
         write_run(root, "sgd_momentum", seed, 100.0 - STEPS, test_loss=2.0 + seed)
@@ -69,20 +70,54 @@ def test_crossings_savings_and_censoring(results: Path) -> None:
     runs = load_runs(results)
     table = steps_to_threshold(runs, "task_a", [0.5, 0.95], window=1)
     base, fast = row(table, "sgd_momentum"), row(table, "fast")
-    assert base["threshold"] == pytest.approx(4.95)
-    assert (base["steps"], fast["steps"]) == (96, 48)
-    assert fast["savings"] == pytest.approx(0.5) == fast["savings_seed_mean"]
-    assert fast["savings_ci95"] == 0 and fast["p_value"] == pytest.approx(0)
-    assert (fast["n_seeds"], fast["n_censored"]) == (2, 0)
-    # f = 0.5: T = 99 − 49.5 = 49.5 → baseline step 51, fast step 26 (100 − 52 = 48 ≤ 49.5)
-    assert (row(table, "sgd_momentum", 0.5)["steps"], row(table, "fast", 0.5)["steps"]) == (51, 26)
+    assert base["threshold"] == pytest.approx(5.9)
+    assert (base["index"], fast["index"]) == (94, 47)
+    assert (base["steps"], fast["steps"]) == (95, 48)  # index + window
+    assert fast["savings"] == 0.5 == fast["savings_seed_mean"]
+    assert fast["savings_ci95"] == 0 and fast["p_value"] == 0
+    assert (fast["n_seeds"], fast["n_paired"], fast["n_censored"]) == (2, 2, 0)
+    # f = 0.5: T = 99 − 49 = 50 → baseline index 49, fast index 24 (98 − 48 = 50 ≤ 50)
+    assert (row(table, "sgd_momentum", 0.5)["index"], row(table, "fast", 0.5)["index"]) == (49, 24)
     never = row(table, "never")
-    assert math.isnan(never["steps"]) and never["n_censored"] == 3
+    assert math.isnan(never["index"]) and never["n_censored"] == 3 and never["n_paired"] == 0
     assert never["per_seed"] == "0:censored 1:censored 2:censored"
     div = row(table, "fast_diverged")
-    assert div["steps"] == 48  # mean curve over finished runs only
+    assert div["index"] == 47  # mean curve over finished runs only
     assert (div["n_seeds"], div["n_censored"]) == (2, 1)
     assert any("fast/seed=2: status running" in p for p in runs.problems)
+
+
+def test_paper_computation_on_a_curve_worked_by_hand(tmp_path: Path) -> None:
+    """Window 3 over 10 steps: a_b = 8, 7, 6, 5, 4, 10/3, 7/3 (the window ending at the last
+    step is left out, as in the notebook); T(0.5) = 8 − (8 − 7/3)/2 = 31/6 → index_b = 3 (5).
+    Overshoot: a = 7, 16/3, 5 → index 2. Saving (3 − 2)/3; in real steps (6 − 5)/6."""
+    for seed in (0, 1):
+        write_run(tmp_path, "cm", seed, np.array([9.0, 7, 8, 6, 4, 5, 3, 2, 2, 1]))
+        write_run(tmp_path, "sgdo_g3", seed, np.array([9.0, 5, 7, 4, 4, 3, 3, 2, 2, 1]))
+    table = steps_to_threshold(load_runs(tmp_path), "task_a", [0.5], 3, {"sgd": "cm"})
+    base, ours = row(table, "cm", 0.5), row(table, "sgdo_g3", 0.5)
+    assert base["threshold"] == pytest.approx(31 / 6)
+    assert (base["index"], ours["index"], base["steps"], ours["steps"]) == (3, 2, 6, 5)
+    assert ours["savings"] == pytest.approx(1 / 3) == ours["savings_seed_mean"]
+    assert ours["savings_real_steps"] == pytest.approx(1 / 6)
+
+
+def test_smoothing_is_the_notebooks_to_the_last_bit() -> None:
+    """The reference's own loop, ``[np.mean(v[i - w : i]) for i in range(w, len(v))]``."""
+    v = np.random.default_rng(0).lognormal(size=2000)
+    for w in (1, 7, 400):
+        oracle = np.array([np.mean(v[i - w : i]) for i in range(w, len(v))])
+        np.testing.assert_array_equal(trailing_mean(v, w), oracle)
+    assert len(trailing_mean(v[:400], 400)) == 0  # no partial windows, ever
+
+
+def test_interval_and_p_value_come_from_one_statistic() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        savings = rng.normal(0.05, 0.1, size=int(rng.integers(3, 12)))
+        low = savings.mean() - ci95(savings)
+        high = savings.mean() + ci95(savings)
+        assert (low > 0 or high < 0) == (one_sample_p(savings) < 0.05)
 
 
 def test_wall_clock_turns_steps_saved_into_time_saved(results: Path) -> None:
@@ -90,11 +125,11 @@ def test_wall_clock_turns_steps_saved_into_time_saved(results: Path) -> None:
     table = add_wall_clock(steps_to_threshold(runs, "task_a", [0.95], window=1), runs)
     base, fast = row(table, "sgd_momentum"), row(table, "fast")
     assert base["s_per_step"] == pytest.approx(0.01) and base["time_savings"] == 0
-    # fast: 48 steps at (1/40 + 1/60)/2 s = 1 s vs the baseline's 96 steps at 0.01 s = 0.96 s
+    # fast: 48 steps at (1/40 + 1/60)/2 s = 1 s vs the baseline's 95 steps at 0.01 s = 0.95 s
     assert fast["s_per_step"] == pytest.approx((1 / 40 + 1 / 60) / 2)
     assert fast["step_time_ratio"] == pytest.approx(fast["s_per_step"] / 0.01)
     assert fast["time_to_threshold_s"] == pytest.approx(1.0)
-    assert fast["time_savings"] == pytest.approx(1 - 1.0 / 0.96)  # saves steps, not time
+    assert fast["time_savings"] == pytest.approx(1 - 1.0 / 0.95)  # saves steps, not time
     assert math.isnan(row(table, "never")["time_savings"])
 
 

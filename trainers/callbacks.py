@@ -21,6 +21,7 @@ from trainers.base_weights import (
 )
 from trainers.module import TrainModule
 from trainers.results import STEP_FIELDS, RunResults
+from trainers.timing import Stopwatch
 
 
 class BaseWeightsEvaluation(pl.Callback):
@@ -85,11 +86,18 @@ def _git_commit() -> str:
 class StepRecorder(pl.Callback):
     """Records every step (and every evaluation) into the run's results folder.
 
-    The loss at base weights is an extra no-grad forward on the same batch after the update, with
-    the RNG and the model's buffers (e.g. BatchNorm statistics) restored, so it leaves training
-    untouched. Step values stay on the device and are written (CSV every step, TensorBoard at the
-    last step of each block) every ``trainer.log_every_n_steps`` steps: one host sync per block,
-    not per step. A non-finite loss stops the run with status ``diverged``.
+    Every optimizer is measured at one point, as the reference measured it: the weights a user
+    would deploy, on the step's batch, before the update, in the training forward's precision
+    context. For an optimizer that holds other weights (Overshoot, Lookahead, schedule-free) that
+    is a no-grad forward at the deployed weights before the step, with the RNG and the model's
+    buffers (e.g. BatchNorm statistics) restored, so it leaves training untouched; for any other
+    optimizer it is the training loss itself. ``loss`` is the training loss at the held weights.
+
+    The metric's forward and evaluation are timed apart from training (``meta.json``), so steps/s
+    compares optimizer steps at their own cost. Step values stay on the device and are written
+    (CSV every step, TensorBoard at the last step of each block) every
+    ``trainer.log_every_n_steps`` steps: one host sync per block, not per step. A non-finite
+    value stops the run with status ``diverged`` at its step.
     """
 
     def __init__(self, results: RunResults, config_yaml: str, base_loss: bool = True) -> None:
@@ -101,16 +109,26 @@ class StepRecorder(pl.Callback):
         self.status = "finished"
         self.diverged_at: int | None = None
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+        self.deployed: dict[str, torch.Tensor] = {}
         self.recorded_step = 0
         self.resumed_wall_time: float | None = None
+        self.metric_time = Stopwatch()
+        self.eval_time = Stopwatch()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"wall_time": time.perf_counter() - self.start}
+        return {
+            "wall_time": time.perf_counter() - self.start,
+            "metric_time": self.metric_time.seconds,
+            "eval_time": self.eval_time.seconds,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.resumed_wall_time = float(state_dict["wall_time"])
+        self.metric_time = Stopwatch(float(state_dict.get("metric_time", 0.0)))
+        self.eval_time = Stopwatch(float(state_dict.get("eval_time", 0.0)))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.metric_time.cuda = self.eval_time.cuda = pl_module.device.type == "cuda"
         if self.resumed_wall_time is not None:
             return  # resuming: on_train_start, once the checkpoint's step is restored
         logs = trainer.logger.log_dir if trainer.logger is not None else None
@@ -154,21 +172,30 @@ class StepRecorder(pl.Callback):
             error=None if stopped else f"{type(exception).__name__}: {exception}",
         )
 
-    def _loss_at_base(
+    def _at_deployed(
         self, module: TrainModule, opt: torch.optim.Optimizer, batch: Any
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor]:
+        """Loss and metrics at the deployed weights, training state left bit for bit."""
         buffers = [b.detach().clone() for b in module.model.buffers()]
         with torch.random.fork_rng(devices=[]), torch.no_grad(), deployed_weights(opt, module):
-            loss, _ = module.batch_loss(batch)
+            loss, metrics = module.batch_loss(batch)
         with torch.no_grad():
             for b, saved in zip(module.model.buffers(), buffers, strict=True):
                 b.copy_(saved)
-        return loss
+        return {"loss_base": loss, **metrics}
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self.lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+        """Measure before the update (on the micro-batch that completes the step)."""
+        assert isinstance(pl_module, TrainModule)
+        opt = run_optimizer(trainer)
+        self.lr = float(opt.param_groups[0]["lr"]) if opt is not None else 0.0
+        self.deployed = {}
+        steps_now = (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or trainer.is_last_batch
+        if self.base_loss and steps_now and opt is not None and moves_weights(opt):
+            with self.metric_time, trainer.precision_plugin.train_step_context():
+                self.deployed = self._at_deployed(pl_module, opt, batch)
 
     def on_train_batch_end(
         self,
@@ -183,10 +210,8 @@ class StepRecorder(pl.Callback):
             return  # accumulating gradients: one row per optimizer step (its last micro-batch)
         self.recorded_step = trainer.global_step
         values = dict(pl_module.last_step)
-        opt = run_optimizer(trainer)
-        values["loss_base"] = values["loss"]
-        if self.base_loss and opt is not None and moves_weights(opt):
-            values["loss_base"] = self._loss_at_base(pl_module, opt, batch)
+        values["loss_base"] = values["loss"]  # held = deployed weights, unless measured apart
+        values.update(self.deployed)
         info = {
             "step": trainer.global_step,
             "epoch": trainer.current_epoch,
@@ -232,6 +257,18 @@ class StepRecorder(pl.Callback):
                     row[name] = float(metrics[f"{stage}/{name}"])
             self.results.append("evals.csv", row, ["stage", "epoch", "step", "loss", "accuracy"])
 
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.eval_time.__enter__()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.eval_time.__exit__()
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.eval_time.__enter__()
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.eval_time.__exit__()
+
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._record_eval(trainer, "val")
@@ -240,13 +277,22 @@ class StepRecorder(pl.Callback):
         self._record_eval(trainer, "test")
 
     def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
-        """Close the step files and record how the run ended (``meta``: extra fields)."""
+        """Close the step files and record how the run ended (``meta``: extra fields).
+
+        ``steps_per_s`` counts training time only: the wall time less the metric's forward at
+        the deployed weights (``metric_time_s``) and validation and test (``eval_time_s``).
+        """
         wall = time.perf_counter() - self.start
+        metric, evaluation = self.metric_time.seconds, self.eval_time.seconds
+        train = wall - metric - evaluation
         self.results.finish(
             self.status,
             **meta,
             diverged_at_step=self.diverged_at,
             steps=trainer.global_step,
             wall_time_s=round(wall, 3),
-            steps_per_s=round(trainer.global_step / wall, 2) if wall > 0 else None,
+            train_time_s=round(train, 3),
+            metric_time_s=round(metric, 3),
+            eval_time_s=round(evaluation, 3),
+            steps_per_s=round(trainer.global_step / train, 2) if train > 0 else None,
         )
