@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from trainers.results import stale
+
 
 @dataclass
 class Runs:
@@ -33,6 +35,9 @@ def load_runs(root: Path) -> Runs:
         meta = json.loads(meta_path.read_text())
         status = meta.get("status", "unknown")
         steps_csv = run / "steps.csv"
+        if status in ("finished", "diverged") and stale(meta):
+            problems.append(f"{run.relative_to(root)}: {stale(meta)}, left out")
+            continue
         if status not in ("finished", "diverged") or not steps_csv.is_file():
             problems.append(f"{run.relative_to(root)}: status {status}, left out")
             continue

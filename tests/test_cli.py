@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -173,6 +174,18 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) 
     )
     assert meta.read_text() == before
     assert run("task.sgd.lr=0.5", "force=true").returncode == 0
+
+    # A run measured by an older harness (no results_version) is not skipped as done.
+    old = {k: v for k, v in json.loads(meta.read_text()).items() if k != "results_version"}
+    meta.write_text(json.dumps(old))
+    before = meta.read_text()
+    proc = run("task.sgd.lr=0.5")
+    assert proc.returncode == 2
+    assert (
+        "holds a run with other settings (results version 1, not 2 (measured by another"
+        in (proc.stderr.strip().splitlines()[-1])
+    )
+    assert meta.read_text() == before
 
 
 @pytest.mark.slow

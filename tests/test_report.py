@@ -16,6 +16,7 @@ from scripts.report import add_wall_clock
 from scripts.report import main as report_main
 from scripts.runs import load_runs
 from scripts.threshold import ci95, one_sample_p, steps_to_threshold, trailing_mean
+from trainers.results import RESULTS_VERSION
 
 STEPS = np.arange(1, 101)
 
@@ -33,7 +34,8 @@ def write_run(
     run = root / "task_a" / optimizer / f"seed={seed}"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
-    (run / "meta.json").write_text(json.dumps({"status": status, "steps_per_s": steps_per_s}))
+    meta = {"status": status, "steps_per_s": steps_per_s, "results_version": RESULTS_VERSION}
+    (run / "meta.json").write_text(json.dumps(meta))
     if status == "running":
         return
     steps = pd.DataFrame({"step": STEPS[: len(loss)], "loss": loss, "loss_base": loss})
@@ -85,6 +87,17 @@ def test_crossings_savings_and_censoring(results: Path) -> None:
     assert div["index"] == 47  # mean curve over finished runs only
     assert (div["n_seeds"], div["n_censored"]) == (2, 1)
     assert any("fast/seed=2: status running" in p for p in runs.problems)
+
+
+def test_runs_of_another_results_version_are_left_out(results: Path) -> None:
+    meta = results / "task_a" / "fast" / "seed=1" / "meta.json"
+    meta.write_text(json.dumps({"status": "finished", "steps_per_s": 1.0}))
+    runs = load_runs(results)
+    assert set(runs.index.loc[runs.index["optimizer"] == "fast", "seed"]) == {0}
+    assert (
+        "task_a/fast/seed=1: results version 1, not 2 (measured by another harness), left out"
+        in (runs.problems)
+    )
 
 
 def test_paper_computation_on_a_curve_worked_by_hand(tmp_path: Path) -> None:

@@ -16,6 +16,19 @@ from typing import IO, Any
 
 STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time"]
 
+# What ``steps.csv`` means, recorded in meta.json. 2: ``loss_base`` and ``accuracy`` at the
+# deployed weights before the update (1, unrecorded: after it for Overshoot, before for the rest).
+# Runs of another version are never resumed, skipped as done or mixed into a report with these.
+RESULTS_VERSION = 2
+
+
+def stale(meta: dict[str, Any]) -> str | None:
+    """Why a run's results cannot stand beside this version's, or None if they can."""
+    version = meta.get("results_version", 1)
+    if version == RESULTS_VERSION:
+        return None
+    return f"results version {version}, not {RESULTS_VERSION} (measured by another harness)"
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
@@ -58,7 +71,7 @@ class RunResults:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / "config.yaml", config_yaml)
-        self.update_meta(status="running", **meta)
+        self.update_meta(status="running", results_version=RESULTS_VERSION, **meta)
 
     def update_meta(self, **values: Any) -> None:
         if not self.write:

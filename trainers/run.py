@@ -21,7 +21,7 @@ from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecor
 from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.checks import check_types
 from trainers.module import TrainModule
-from trainers.results import RunResults, read_meta
+from trainers.results import RunResults, read_meta, stale
 
 # Printed on every run, and nothing a user of the harness can act on: Lightning's own use of a
 # torch class that torch deprecates; its advice to add DataLoader workers, which would only slow
@@ -127,7 +127,8 @@ def check_run(cfg: DictConfig, directory: Path) -> None:
         optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
     except TypeError as e:  # e.g. a list where a number belongs: name the optimizer
         raise ValueError(f"optimizer {cfg.optimizer.name} rejects its settings: {e}") from None
-    change = None if cfg.force else config_change(directory, cfg)
+    meta = read_meta(directory)
+    change = None if cfg.force or meta is None else stale(meta) or config_change(directory, cfg)
     if change is not None:
         raise ValueError(
             f"{directory} holds a run with other settings ({change}); "
