@@ -167,6 +167,9 @@ def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) 
     assert run().returncode == 0
     meta = next(tmp_path.glob("results/**/meta.json"))
     before = meta.read_text()
+    skipped = run("job_name=other", "logger=csv")  # names and where logs go are not settings
+    assert skipped.returncode == 0 and "already" in skipped.stdout, skipped.stderr[-500:]
+    assert meta.read_text() == before
     proc = run("task.sgd.lr=0.5")
     assert proc.returncode == 2
     assert "holds a run with other settings (optimizer.factory.lr: 0.01 there, 0.5 now)" in (

@@ -97,8 +97,9 @@ RELAUNCH_KEYS = ("force", "data.root", "data.download", "trainer.enable_progress
 def config_change(directory: Path, cfg: DictConfig) -> str | None:
     """The first setting in which ``cfg`` differs from the run stored in ``directory``, if any.
 
-    Names (job_name) and a γ that the optimizer does not use are not settings of the run: a grid
-    over γ × optimizers repeats CM for every γ, and the repeats are the same run.
+    Names (job_name), where logs go (``logger.*``, whose name follows job_name) and a γ that the
+    optimizer does not use are not settings of the run: a grid over γ × optimizers repeats CM
+    for every γ, and the repeats are the same run.
     """
     stored_path = directory / "config.yaml"
     if not stored_path.is_file():
@@ -109,7 +110,7 @@ def config_change(directory: Path, cfg: DictConfig) -> str | None:
     stored = _flat(OmegaConf.to_container(OmegaConf.load(stored_path)))
     current = _flat(OmegaConf.to_container(cfg, resolve=True))
     for key in sorted(stored.keys() & current.keys()):  # keys added by newer code don't count
-        if key not in ignored and stored[key] != current[key]:
+        if key not in ignored and not key.startswith("logger.") and stored[key] != current[key]:
             return f"{key}: {stored[key]!r} there, {current[key]!r} now"
     return None
 
