@@ -235,7 +235,7 @@ def check_group_choices(overrides: list[str]) -> None:
     for item in overrides:
         key, sep, value = item.partition("=")
         group = key.lstrip("+~")
-        if sep and group in ("task", "optimizer", "trainer", "experiment"):
+        if sep and group in ("task", "optimizer", "trainer", "experiment", "hparams"):
             for name in value.split(","):
                 if name not in choices(group):
                     raise UsageError(

@@ -154,7 +154,7 @@ def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: P
                 finite.append(float(threshold))
         if finite:
             low, high = min(finite), max(finite)
-            if low > 0 and high / low > 100:
+            if low > 0 and high / low > 10:
                 ax.set_yscale("log")
                 ax.set_ylim(low / 1.2, high * 1.2)
             else:

@@ -22,6 +22,12 @@ def check_types(cfg: DictConfig) -> None:
         batch = cfg.task[family].batch_size
         if not isinstance(batch, int) or batch <= 0:
             raise ValueError(f"task.{family}.batch_size={batch!r}: expected a positive integer")
+    hparams = cfg.get("hparams", {}).get("name", "current")
+    if hparams != "current" and cfg.task.get("hparams") != hparams:
+        raise ValueError(
+            f"task {cfg.task.name} has no {hparams} settings "
+            f"(configs/task_hparams/{hparams}/{cfg.task.name}.yaml); use hparams=current"
+        )
     gamma = cfg.optimizer.overshoot
     if not _is_number(gamma) or gamma < 0:
         raise ValueError(f"optimizer.overshoot={gamma!r}: expected a number >= 0")

@@ -21,7 +21,7 @@ class TrainModule(pl.LightningModule):
 
     ``two_models`` wraps the factory's optimizer as the base of the two-model reference with
     factor ``overshoot``. ``cosine`` adds the reference schedule: one cosine over the run
-    (CosineAnnealingWarmRestarts with T_0 = total steps + 1), stepped every batch.
+    (CosineAnnealingWarmRestarts with T_0 = total steps + ``cosine_extra``), stepped every batch.
     """
 
     def __init__(
@@ -30,6 +30,7 @@ class TrainModule(pl.LightningModule):
         optimizer: OptimizerFactory,
         total_steps: int,
         cosine: bool = False,
+        cosine_extra: int = 1,
         two_models: bool = False,
         overshoot: float = 5.0,
     ) -> None:
@@ -38,6 +39,7 @@ class TrainModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.total_steps = total_steps
         self.cosine = cosine
+        self.cosine_extra = cosine_extra
         self.two_models = two_models
         self.overshoot = overshoot
         self.last_step: dict[str, torch.Tensor] = {}
@@ -93,7 +95,9 @@ class TrainModule(pl.LightningModule):
             opt = self.optimizer_factory(params)
         if not self.cosine:
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=self.total_steps + 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            opt, T_0=self.total_steps + self.cosine_extra
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

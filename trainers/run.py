@@ -296,6 +296,7 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         optimizer_factory(cfg),
         total_steps=steps,
         cosine=cfg.task.cosine,
+        cosine_extra=int(cfg.task.get("cosine_extra", 1)),
         two_models=cfg.two_models,
         overshoot=cfg.optimizer.overshoot,
     )

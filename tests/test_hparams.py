@@ -1,0 +1,61 @@
+"""hparams=paper_v1: the settings of the paper's runs (reference b3ebff9), selectable as a whole."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.fake_data import write_housing
+from tests.runs import MAIN, config
+from trainers.run import train
+
+
+def test_mlp_ca_v1_settings_compose_over_the_task(tmp_path: Path) -> None:
+    cfg = config(tmp_path, ["task=mlp_housing", "hparams=paper_v1"])
+    assert (cfg.task.epochs, cfg.task.cosine, cfg.task.cosine_extra) == (200, True, 64)
+    for family in ("sgd", "adam"):
+        assert cfg.task[family].lr == 1e-3 and cfg.task[family].batch_size == 64
+        assert cfg.task[family].weight_decay == 0.0
+    assert (cfg.task.adam.beta1, cfg.task.sgd.momentum) == (0.9, 0.9)
+    assert cfg.task.data.val_fraction is None
+    current = config(tmp_path, ["task=mlp_housing"])
+    assert current.task.sgd.lr == 0.008 and "cosine_extra" not in current.task
+
+
+def test_mlp_ca_v1_trains_on_80_percent_with_v1s_cosine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 rows: 1,600 train (no validation split) → 25 steps an epoch at batch 64; the
+    cosine's period is the steps plus the batch size, as v1 counted them."""
+    monkeypatch.chdir(tmp_path)
+    root = write_housing(tmp_path / "data", n=2000)
+    overrides = ["task=mlp_housing", "hparams=paper_v1", "task.epochs=2", f"data.root={root}"]
+    summary = train(config(tmp_path, [*overrides, "optimizer=sgd_momentum"]))
+    steps = pd.read_csv(Path(summary["results"]) / "steps.csv")
+    assert len(steps) == 50
+    period = 50 + 64
+    expected = [1e-3 * (1 + math.cos(math.pi * t / period)) / 2 for t in range(50)]
+    assert steps["lr"].tolist() == pytest.approx(expected, rel=1e-9)
+    evals = pd.read_csv(Path(summary["results"]) / "evals.csv")
+    last_val = evals[evals["stage"] == "val"]["loss"].iloc[-1]
+    assert last_val == pytest.approx(evals[evals["stage"] == "test"]["loss"].iloc[-1])
+
+
+def test_a_task_without_v1_settings_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, "task=mlp_energy", "hparams=paper_v1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "main.py: error: task mlp_energy has no paper_v1 settings "
+        "(configs/task_hparams/paper_v1/mlp_energy.yaml); use hparams=current"
+    )
+    assert not (tmp_path / "results").exists()
