@@ -67,7 +67,10 @@ def augment(x: torch.Tensor, jitter: float = 0.4, degrees: float = 5.0) -> torch
 
 
 class CIFARDataModule(TensorDataModule):
-    """CIFAR-10 or -100: train 40k / val 10k (fixed split) / test 10k; ``augment`` for training."""
+    """CIFAR-10 or -100: train 40k / val 10k (fixed split) / test 10k; ``augment`` for training.
+
+    ``val_fraction=None`` trains on all 50k and validates on the test split (arXiv v1).
+    """
 
     def __init__(
         self,
@@ -78,8 +81,10 @@ class CIFARDataModule(TensorDataModule):
         augment: bool = False,
         download: bool = False,
         eval_batch_size: int = 1024,
+        val_fraction: float | None = 0.2,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
+        self.val_fraction = val_fraction
         if classes not in LAYOUT:
             raise ValueError(f"unknown CIFAR classes {classes}; valid: 10, 100")
         self.classes = classes
@@ -113,8 +118,11 @@ class CIFARDataModule(TensorDataModule):
             return (torch.from_numpy(x).float().div_(255) - mean) / std, torch.from_numpy(y)
 
         x, y = tensors(train)
+        if self.val_fraction is None:
+            test_split = tensors([test])
+            return (x, y), test_split, test_split
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(42))
-        n_val = len(x) // 5  # 10k of 50k, the same images for every seed
+        n_val = round(len(x) * self.val_fraction)  # the same images for every seed
         tr, va = order[n_val:], order[:n_val]
         return (x[tr], y[tr]), (x[va], y[va]), tensors([test])
 

@@ -24,7 +24,9 @@ _FILES = [
 
 class MNISTDataModule(TensorDataModule):
     """Train 50k / val 10k (fixed split) / test 10k; ``normalize=None`` keeps pixels in [0, 1];
-    ``autoencode`` makes the image its own target (VAE)."""
+    ``autoencode`` makes the image its own target (VAE). ``val_fraction`` of the 60k training
+    images validate (1/6 here; 0.1, i.e. 54k / 6k, at arXiv v1), the same images for every seed.
+    """
 
     dataset_cls: type[datasets.MNIST] = datasets.MNIST
     folder = "MNIST"
@@ -38,10 +40,12 @@ class MNISTDataModule(TensorDataModule):
         download: bool = False,
         eval_batch_size: int = 1024,
         autoencode: bool = False,
+        val_fraction: float = 1 / 6,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
         self.normalize = normalize
         self.autoencode = autoencode
+        self.val_fraction = val_fraction
 
     def _dataset(self, train: bool) -> datasets.MNIST:
         root = resolve_root(self.root)
@@ -77,7 +81,7 @@ class MNISTDataModule(TensorDataModule):
     def load(self) -> tuple[Split, Split, Split]:
         x, y = self._tensors(self._dataset(train=True))
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(42))
-        n_val = len(x) // 6  # 10k of the 60k training images, the same images for every seed
+        n_val = round(len(x) * self.val_fraction)
         tr, va = order[n_val:], order[:n_val]
         return (x[tr], y[tr]), (x[va], y[va]), self._tensors(self._dataset(train=False))
 

@@ -24,15 +24,26 @@ class Classifier(TaskModel):
 
 
 class TwoConvTwoDense(Classifier):
-    """conv3x3 16 → pool → conv3x3 32 → pool → fc 64 → classes (log-softmax + NLL = CE)."""
+    """conv3x3 c1 → pool → conv3x3 c2 → pool → fc h → classes (log-softmax + NLL = CE).
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> None:
+    (c1, c2, h) = (16, 32, 64) now; (32, 64, 256) at arXiv v1.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+        channels: tuple[int, int] = (16, 32),
+        hidden: int = 64,
+    ) -> None:
         super().__init__()
-        side = image_size // 4
+        side, (c1, c2) = image_size // 4, channels
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * side * side, 64), nn.ReLU(), nn.Linear(64, num_classes),
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * side * side, hidden), nn.ReLU(),
+            nn.Linear(hidden, num_classes),
         )  # fmt: skip
 
 

@@ -38,3 +38,33 @@ class VAE(TaskModel):
         sse = (recon - target).pow(2).sum(dim=1)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
         return (sse + kl).mean()
+
+
+class VAEv1(VAE):
+    """The VAE of arXiv v1 (reference b3ebff9): a third encoder conv (128 channels) to 4 × 4,
+    separate μ / log σ² layers, a linear decoder input without activation, transposed convs to
+    32 × 32 and a closing linear layer to 28 × 28. Same loss and packing as ``VAE``."""
+
+    def __init__(self, latent: int = 8) -> None:
+        nn.Module.__init__(self)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.ReLU(),  # 28 → 14
+            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),  # 14 → 7
+            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),  # 7 → 4
+            nn.Flatten(),
+        )  # fmt: skip
+        self.mu = nn.Linear(128 * 4 * 4, latent)
+        self.logvar = nn.Linear(128 * 4 * 4, latent)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent, 128 * 4 * 4), nn.Unflatten(1, (128, 4, 4)),
+            nn.ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 8
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),  # 16
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1),  # 32
+            nn.Flatten(), nn.Linear(32 * 32, 28 * 28), nn.Sigmoid(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return torch.cat([self.decoder(z), mu, logvar], dim=1)

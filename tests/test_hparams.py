@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fake_data import write_housing
+from tests.fake_data import write_housing, write_mnist
 from tests.runs import MAIN, config
 from trainers.run import train
 
@@ -59,3 +59,34 @@ def test_a_task_without_v1_settings_is_refused(tmp_path: Path) -> None:
         "(configs/task_hparams/paper_v1/mlp_energy.yaml); use hparams=current"
     )
     assert not (tmp_path / "results").exists()
+
+
+# Parameter counts of the reference's v1 models, summed by hand from their layers.
+V1_PARAMETERS = {
+    "2c2d_fmnist": 320 + 18_496 + 803_072 + 2_570,  # conv 32, conv 64, fc 3136→256, fc 256→10
+    "vae_mnist": 1_069_153,  # 3 convs, μ and log σ², decoder input, 3 transposed convs, 1024→784
+    "vae_fmnist": 1_069_153,
+    "3c3d_cifar10": 4_864 + 55_392 + 110_720 + 590_336 + 131_328 + 2_570,
+    "resnet18_cifar100": 11_227_812,  # torchvision resnet18(num_classes=100)
+    "mlp_housing": 1_800 + 30_150 + 151,
+}
+
+
+@pytest.mark.parametrize("task", sorted(V1_PARAMETERS))
+def test_v1_models_have_the_references_shapes(task: str, tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    cfg = config(tmp_path, [f"task={task}", "hparams=paper_v1"])
+    model = instantiate(cfg.task.model)
+    assert sum(p.numel() for p in model.parameters()) == V1_PARAMETERS[task]
+    assert cfg.task.hparams == "paper_v1"
+
+
+def test_each_family_trains_its_own_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2c2d-FM at v1: SGD 50 epochs, Adam 10 (here 3 and 1 on 120 images: 108 train → 2 batches)."""
+    monkeypatch.chdir(tmp_path)
+    root = write_mnist(tmp_path / "data", "FashionMNIST")
+    common = ["task=2c2d_fmnist", "hparams=paper_v1", f"data.root={root}", "task.sgd.epochs=3"]
+    for optimizer, steps in (("sgd_momentum", 6), ("adamw", 2)):
+        summary = train(config(tmp_path, [*common, "task.adam.epochs=1", f"optimizer={optimizer}"]))
+        assert summary["steps"] == steps, optimizer

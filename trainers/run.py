@@ -282,7 +282,7 @@ def _train_locked(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     )
     accumulate = int(cfg.task.get("accumulate", 1))
     batches = datamodule.batches_per_epoch()
-    steps = cfg.max_steps or cfg.task.epochs * batches // accumulate
+    steps = cfg.max_steps or hp.get("epochs", cfg.task.epochs) * batches // accumulate
     results = RunResults(directory, write=process_rank() == 0)
     recorder = StepRecorder(
         results, OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
