@@ -147,6 +147,7 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
         tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "steps.csv"
     ).is_file()
     assert "LeafSpec" not in proc.stderr  # Lightning's deprecated torch call, printed every run
+    assert "litlogger" not in proc.stdout + proc.stderr  # Lightning's advertisement, every run
 
 
 @pytest.mark.slow

@@ -39,3 +39,12 @@ def test_parallel_jobs_never_share_a_version_folder(tmp_path: Path) -> None:
         claimed = list(pool.map(lambda _: claim_version(tmp_path), range(64)))
     assert sorted(claimed) == list(range(1, 65))
     assert all((tmp_path / f"version_{n}").is_dir() for n in claimed)
+
+
+def test_progress_bar_shows_no_version_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from trainers.callbacks import LossProgressBar
+
+    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda *a: {"v_num": 1, "val/loss": 0.5})
+    assert LossProgressBar().get_metrics(None, None) == {"val/loss": 0.5}  # type: ignore[arg-type]

@@ -78,3 +78,21 @@ def test_step_time_leaves_out_the_metric_and_evaluation(
         assert meta["steps_per_s"] == pytest.approx(STEPS / meta["train_time_s"], rel=1e-2)
         assert meta["eval_time_s"] > 0, label
         assert (meta["metric_time_s"] > 0) == (label in PAIRS), label
+
+
+def test_divergence_is_recorded_at_its_first_step_and_stops_at_that_flush(tmp_path: Path) -> None:
+    """Rows are flushed every log_every_n_steps (50 here; no checkpoints, which flush too): the
+    run records the first non-finite step as diverged_at_step and stops at the end of the block
+    that holds it."""
+    overrides = ["optimizer=sgd_momentum", "task.sgd.lr=50", "max_steps=400"]
+    cfg = config(tmp_path, [*overrides, "checkpoint_every_n_epochs=0"])
+    summary = train(cfg)
+    assert summary["status"] == "diverged"
+    folder = Path(summary["results"])
+    meta = json.loads((folder / "meta.json").read_text())
+    steps = pd.read_csv(folder / "steps.csv")
+    values = steps[["loss", "loss_base"]].to_numpy()
+    first = int(steps["step"][~np.isfinite(values).all(axis=1)].iloc[0])
+    assert meta["status"] == "diverged" and meta["diverged_at_step"] == first < 400
+    block_end = -(-first // 50) * 50
+    assert meta["steps"] == block_end == steps["step"].iloc[-1] == len(steps)

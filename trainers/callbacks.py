@@ -58,12 +58,14 @@ class BaseWeightsEvaluation(pl.Callback):
 
 
 class LossProgressBar(RichProgressBar):
-    """Rich progress bar that also shows the last training loss (logged in bulk elsewhere)."""
+    """Rich progress bar that also shows the last training loss (logged in bulk elsewhere),
+    without the logger's version number, which is no metric."""
 
     def get_metrics(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> dict[str, int | str | float | dict[str, float]]:
         metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
         if isinstance(pl_module, TrainModule) and "loss" in pl_module.last_step:
             metrics["loss"] = f"{pl_module.last_step['loss'].item():.4g}"
         return metrics

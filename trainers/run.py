@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -32,6 +33,16 @@ UNACTIONABLE_WARNINGS = (
     (r"The '\w+' does not have many workers", PossibleUserWarning),
     (r"The number of training batches \(\d+\) is smaller than the logging", PossibleUserWarning),
 )
+
+
+class _NoAdvertisement(logging.Filter):
+    """Drops Lightning's advertisement for its hosted logger, printed on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+NO_ADVERTISEMENT = _NoAdvertisement()
 
 
 class Interrupted(Exception):
@@ -252,6 +263,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_run(cfg, directory)
     for message, category in UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message, category)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(NO_ADVERTISEMENT)
     if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
         return _train_locked(cfg, directory)
     lock = FileLock(directory / ".lock")
