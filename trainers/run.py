@@ -182,6 +182,15 @@ def make_trainer(
         trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
     if trainer_cfg["precision"] == "auto":
         trainer_cfg["precision"] = auto_precision(str(trainer_cfg["accelerator"]))
+    on_cpu = trainer_cfg["accelerator"] == "cpu" or not torch.cuda.is_available()
+    if (
+        str(trainer_cfg["strategy"]).startswith("ddp")
+        and trainer_cfg["devices"] == "auto"
+        and on_cpu
+    ):
+        raise ValueError(
+            "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
+        )
     callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
     if trainer_cfg["enable_progress_bar"]:
         callbacks.append(LossProgressBar())
