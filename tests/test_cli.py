@@ -159,6 +159,21 @@ def test_bad_values_exit_2_before_any_result(argv: list[str], message: str, tmp_
     assert not (tmp_path / "results").exists() and not (tmp_path / "lightning_logs").exists()
 
 
+def test_ddp_on_the_cpu_needs_a_process_count(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, MAIN, "trainer=ddp", "trainer.accelerator=cpu", "max_steps=5"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "main.py: error: trainer=ddp on the CPU would run one process: "
+        "set how many with trainer.devices=N"
+    )
+    assert not list(tmp_path.glob("results/**/seed=*"))
+
+
 def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, MAIN, "trainer=debug", "max_steps=5", *args]

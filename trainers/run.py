@@ -140,6 +140,11 @@ def check_run(cfg: DictConfig, directory: Path) -> None:
     except TypeError as e:  # e.g. a list where a number belongs: name the optimizer
         raise ValueError(f"optimizer {cfg.optimizer.name} rejects its settings: {e}") from None
     meta = read_meta(directory)
+    on_cpu = cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+    if str(cfg.trainer.strategy).startswith("ddp") and cfg.trainer.devices == "auto" and on_cpu:
+        raise ValueError(
+            "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
+        )
     change = None if cfg.force or meta is None else stale(meta) or config_change(directory, cfg)
     if change is not None:
         raise ValueError(
@@ -182,15 +187,6 @@ def make_trainer(
         trainer_cfg["precision"] = "64-true" if cfg.precision == "high" else cfg.precision
     if trainer_cfg["precision"] == "auto":
         trainer_cfg["precision"] = auto_precision(str(trainer_cfg["accelerator"]))
-    on_cpu = trainer_cfg["accelerator"] == "cpu" or not torch.cuda.is_available()
-    if (
-        str(trainer_cfg["strategy"]).startswith("ddp")
-        and trainer_cfg["devices"] == "auto"
-        and on_cpu
-    ):
-        raise ValueError(
-            "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
-        )
     callbacks: list[pl.Callback] = [BaseWeightsEvaluation(), recorder]
     if trainer_cfg["enable_progress_bar"]:
         callbacks.append(LossProgressBar())
