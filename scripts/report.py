@@ -121,7 +121,9 @@ def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
 
 def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: Path) -> None:
     """One panel per family: the seed-mean curve smoothed as the metric smooths it, the
-    threshold and each optimizer's crossing; diverged seeds are counted, not drawn."""
+    threshold and each optimizer's crossing; diverged seeds are counted, not drawn. The y-range
+    spans every curve's start and the 99th percentile of the finite values, so a spike that a
+    finished seed recovered from (under 1 % of the steps) runs off the panel, not the scale."""
     index = runs.index[runs.index["task"] == task]
     families = [f for f in COMPARATORS if f in set(index["family"])]
     families += sorted(set(index["family"]) - set(families))
@@ -131,6 +133,7 @@ def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: P
         fam = index[index["family"] == family]
         ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
         finite: list[float] = []
+        starts: list[float] = []
         for opt in column_order(fam):
             runs_of = fam[fam["optimizer"] == opt]
             done = runs_of[runs_of["status"] == "finished"]
@@ -143,7 +146,9 @@ def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: P
             smoothed = trailing_mean(curve.to_numpy(), window)
             steps = curve.index.to_numpy()[window - 1 : window - 1 + len(smoothed)]
             (line,) = ax.plot(steps, smoothed, label=label, lw=1.2)
-            finite += [float(v) for v in smoothed[np.isfinite(smoothed)]]
+            kept = smoothed[np.isfinite(smoothed)]
+            finite += kept.tolist()
+            starts += kept[:1].tolist()
             if opt in at.index and not math.isnan(at.loc[opt, "steps"]):
                 crossing = at.loc[opt, "steps"]
                 ax.axvline(crossing, color=line.get_color(), lw=0.8, ls=":")
@@ -153,7 +158,7 @@ def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: P
                 ax.axhline(threshold, color="black", lw=0.8, ls="--", label="T (f = 0.95)")
                 finite.append(float(threshold))
         if finite:
-            low, high = min(finite), max(finite)
+            low, high = min(finite), max([*starts, float(np.percentile(finite, 99))])
             if low > 0 and high / low > 10:
                 ax.set_yscale("log")
                 ax.set_ylim(low / 1.2, high * 1.2)
