@@ -145,7 +145,7 @@ def check_run(cfg: DictConfig, directory: Path) -> None:
         raise ValueError(
             "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
         )
-    change = None if cfg.force or meta is None else stale(meta) or config_change(directory, cfg)
+    change = None if cfg.force else (stale(meta) if meta else None) or config_change(directory, cfg)
     if change is not None:
         raise ValueError(
             f"{directory} holds a run with other settings ({change}); "
