@@ -28,7 +28,21 @@ def test_paper_table1_is_the_papers_grid() -> None:
         cfg = compose("config", ["experiment=paper_table1"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert len(str(params.task).split(",")) == 7  # MLP-CA, 2c2d-FM, 3c3d-C10, ResNet, VAE x2, GPT-2
+    # The Adam-family baseline is AdamW with the task's weight decay, as the reference's adamW.
     assert str(params.optimizer).split(",") == [
-        *("sgd_momentum", "sgd_nesterov", "sgdo", "adam", "nadam", "adamo")
+        *("sgd_momentum", "sgd_nesterov", "sgdo", "adamw", "nadam", "adamo")
     ]
     assert str(params["optimizer.overshoot"]) == "3,5,7" and str(params.seed) == "range(10)"
+
+
+def test_paper_v1_is_the_papers_grid_with_its_settings() -> None:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", ["experiment=paper_v1"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert cfg.hparams.name == "paper_v1"
+    assert str(params.seed).split(",") == [str(10 * i) for i in range(1, 11)]  # table1_run.sh
+    for task in str(params.task).split(","):
+        assert (CONFIGS / "task_hparams" / "paper_v1" / f"{task}.yaml").is_file(), task
+    assert str(params.optimizer).split(",") == [
+        *("sgd_momentum", "sgd_nesterov", "sgdo", "adamw", "nadam", "adamo")
+    ]
