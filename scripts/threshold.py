@@ -116,13 +116,8 @@ def steps_to_threshold(
             for opt in sorted(seeds):
                 at = first_index(means.get(opt, np.empty(0)), threshold)
                 per_seed = {s: first_index(a, threshold) for s, a in seeds[opt].items()}
-                paired = np.array(
-                    [
-                        saving(base_seeds[s], i)
-                        for s, i in per_seed.items()
-                        if s in base_seeds and not math.isnan(saving(base_seeds[s], i))
-                    ]
-                )
+                pairs = [saving(base_seeds[s], i) for s, i in per_seed.items() if s in base_seeds]
+                paired = np.array([v for v in pairs if not math.isnan(v)])
                 compared = opt != baseline and len(paired) > 0
                 rows.append(
                     {
