@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.compiled import Kernel, check_fused, check_fused_flags, scalars
 from overshoot.sgdo import _use_foreach
 
 __all__ = ["AdamO", "adamo", "overshoot_at_step"]
@@ -169,6 +170,101 @@ def _multi_tensor_adamo(
             torch._foreach_addcdiv_(ps, gs, denom, value=-cg * c2_sqrt)
 
 
+def _adamo_kernel(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor] | None,
+    decay: Tensor,
+    beta1: Tensor,
+    beta2: Tensor,
+    a: Tensor,
+    b: Tensor,
+    e: Tensor,
+    maximize: bool,
+) -> None:
+    """θ′ ← θ′ decay − (a m + b g) / (sqrt(v) + e): the update above, scaled by sqrt(c2)."""
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, strict=True)):
+        if maximize:
+            g = g.neg()
+        p.mul_(decay)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        if max_exp_avg_sqs is not None:
+            torch.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
+            v = max_exp_avg_sqs[i]
+        p.sub_((a * m + b * g) / (v.sqrt() + e))
+
+
+_ADAMO_KERNEL = Kernel(_adamo_kernel)
+
+
+def _fused_adamo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor | None],
+    steps: list[int],
+    prevs: list[tuple[float, float]],
+    overshoots: list[float],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """One pass per tensor. While no overshoot is in force (γ = 0, the delay) the update is
+    AdamW's and runs torch's fused AdamW kernel, equal to torch's fused AdamW bit for bit;
+    otherwise the compiled AdamO kernel."""
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for i, p in enumerate(params):
+        key = (p.device, p.dtype, steps[i], prevs[i], overshoots[i])
+        buckets.setdefault(key, []).append(i)
+    for (device, dtype, step, prev, overshoot), idx in buckets.items():
+        ps = [params[i] for i in idx]
+        gs = [grads[i] for i in idx]
+        ms = [exp_avgs[i] for i in idx]
+        vs = [exp_avg_sqs[i] for i in idx]
+        maxes = [max_exp_avg_sqs[i] for i in idx]
+        vmax = [m for m in maxes if m is not None]
+        amsgrad = len(vmax) == len(idx)
+        if overshoot == 0.0 and prev[1] == 0.0:
+            step_t = torch.full((), float(step), dtype=torch.float32, device=device)
+            torch._fused_adamw_(
+                ps,
+                gs,
+                ms,
+                vs,
+                vmax if amsgrad else [],
+                [step_t] * len(idx),
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=weight_decay,
+                eps=eps,
+                amsgrad=amsgrad,
+                maximize=maximize,
+            )
+            continue
+        cm, cg, c2_sqrt = _coefficients(
+            step,
+            prev,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            overshoot=overshoot,
+            weight_decay=weight_decay,
+        )
+        coefs = scalars(
+            dtype, 1 - lr * weight_decay, beta1, beta2, cm * c2_sqrt, cg * c2_sqrt, eps * c2_sqrt
+        )
+        _ADAMO_KERNEL(ps, gs, ms, vs, vmax if amsgrad else None, *coefs, maximize)
+
+
 def adamo(
     params: list[Tensor],
     grads: list[Tensor],
@@ -186,6 +282,7 @@ def adamo(
     weight_decay: float,
     maximize: bool = False,
     foreach: bool = False,
+    fused: bool = False,
 ) -> None:
     """Functional AdamO step.
 
@@ -193,7 +290,7 @@ def adamo(
     parameter's previous step and ``overshoots`` the factor γ_t in force after this one.
     Never writes the gradients.
     """
-    fn = _multi_tensor_adamo if foreach else _single_tensor_adamo
+    fn = _fused_adamo if fused else _multi_tensor_adamo if foreach else _single_tensor_adamo
     fn(
         params,
         grads,
@@ -232,8 +329,10 @@ class AdamO(OvershootOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         amsgrad: bool = False,
+        fused: bool | None = None,
     ) -> None:
         _check_adam_hparams(lr, betas, eps, weight_decay, overshoot, overshoot_delay)
+        check_fused_flags("AdamO", fused, foreach)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -244,6 +343,7 @@ class AdamO(OvershootOptimizer):
             foreach=foreach,
             maximize=maximize,
             amsgrad=amsgrad,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -268,6 +368,8 @@ class AdamO(OvershootOptimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            if group.get("fused"):
+                check_fused("AdamO", [p for p in params if not self.state[p]])
             lr = float(group["lr"])
             states = [self._state_for(p, group["amsgrad"]) for p in params]
             steps = [s["step"] + 1 for s in states]
@@ -290,6 +392,7 @@ class AdamO(OvershootOptimizer):
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
                 foreach=_use_foreach(group["foreach"], params),
+                fused=bool(group.get("fused")),
             )
             for s, t, gamma in zip(states, steps, overshoots, strict=True):
                 s["step"] = t

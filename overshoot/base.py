@@ -17,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 _AT_BASE_KEY = "overshoot_at_base"
+_PATH_KEYS = ("foreach", "fused")
 
 
 class OvershootOptimizer(Optimizer):
@@ -80,9 +81,17 @@ class OvershootOptimizer(Optimizer):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load the state; each group keeps this instance's ``foreach`` / ``fused`` choice.
+
+        How a step is computed is not state: a state saved by the fused path continues on the
+        foreach one and back (torch would take the saved flags).
+        """
         state_dict = dict(state_dict)
         at_base = bool(state_dict.pop(_AT_BASE_KEY, False))
+        paths = [{k: g[k] for k in _PATH_KEYS if k in g} for g in self.param_groups]
         super().load_state_dict(state_dict)
+        for group, path in zip(self.param_groups, paths, strict=True):
+            group.update(path)
         self._at_base = at_base
 
 

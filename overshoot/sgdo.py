@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.compiled import Kernel, check_fused, check_fused_flags, scalars
 
 __all__ = ["SGDO", "sgdo"]
 
@@ -126,6 +127,74 @@ def _multi_tensor_sgdo(
             torch._foreach_add_(ps, ms, alpha=-c * r)
 
 
+def _sgdo_kernel(
+    params: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor],
+    mu: Tensor,
+    c: Tensor,
+    cr: Tensor,
+    weight_decay: Tensor,
+    maximize: bool,
+) -> None:
+    for p, g, m in zip(params, grads, bufs, strict=True):
+        d = (g.neg() if maximize else g) + weight_decay * p
+        m.mul_(mu).add_(d)
+        p.sub_(c * d + cr * m)
+
+
+_SGDO_KERNEL = Kernel(_sgdo_kernel)
+
+
+def _fused_sgdo(
+    params: list[Tensor],
+    grads: list[Tensor],
+    bufs: list[Tensor | None],
+    prevs: list[tuple[float, float]],
+    *,
+    lr: float,
+    momentum: float,
+    overshoot: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """One pass per tensor. Where the update is torch's own (the first step, γ = 0, and γ = μ
+    with a constant rate) it is torch's fused SGD kernel, so those cases equal torch's fused
+    SGD / Nesterov bit for bit; otherwise the compiled SGDO kernel."""
+    buckets: dict[tuple[torch.device, torch.dtype, tuple[float, float], bool], list[int]] = {}
+    for i, p in enumerate(params):
+        buckets.setdefault((p.device, p.dtype, prevs[i], bufs[i] is None), []).append(i)
+    for (_, dtype, prev, first), idx in buckets.items():
+        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
+        ps = [params[i] for i in idx]
+        gs = [grads[i] for i in idx]
+        if first:
+            for i in idx:
+                bufs[i] = torch.zeros_like(params[i])
+        ms = [cast(Tensor, bufs[i]) for i in idx]
+        if c == 0.0:
+            step, nesterov = r, False
+        elif c == lr and r == mu:
+            step, nesterov = lr, True
+        elif first:
+            step, nesterov = (1.0 + overshoot) * lr, False  # m = d: the two terms summed exactly
+        else:
+            _SGDO_KERNEL(ps, gs, ms, *scalars(dtype, mu, c, c * r, weight_decay), maximize)
+            continue
+        torch._fused_sgd_(
+            ps,
+            gs,
+            ms,
+            weight_decay=weight_decay,
+            momentum=mu,
+            lr=step,
+            dampening=0.0,
+            nesterov=nesterov,
+            maximize=maximize,
+            is_first_step=first,
+        )
+
+
 def sgdo(
     params: list[Tensor],
     grads: list[Tensor],
@@ -138,12 +207,13 @@ def sgdo(
     weight_decay: float = 0.0,
     maximize: bool = False,
     foreach: bool = False,
+    fused: bool = False,
 ) -> None:
     """Functional SGDO step; ``prevs`` holds (η, γ) of each buffer's last step.
 
     Fills ``momentum_buffers`` entries that are None (first step); never writes the gradients.
     """
-    fn = _multi_tensor_sgdo if foreach else _single_tensor_sgdo
+    fn = _fused_sgdo if fused else _multi_tensor_sgdo if foreach else _single_tensor_sgdo
     fn(
         params,
         grads,
@@ -183,8 +253,10 @@ class SGDO(OvershootOptimizer):
         weight_decay: float = 0.0,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
     ) -> None:
         check_overshoot_hparams(overshoot, lr=lr, momentum=momentum)
+        check_fused_flags("SGDO", fused, foreach)
         if not weight_decay >= 0.0:
             raise ValueError(f"Invalid weight_decay: {weight_decay} (must be >= 0)")
         defaults = dict(
@@ -194,6 +266,7 @@ class SGDO(OvershootOptimizer):
             weight_decay=weight_decay,
             foreach=foreach,
             maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -213,6 +286,8 @@ class SGDO(OvershootOptimizer):
             lr = float(group["lr"])
             states = [self.state[p] for p in params]
             bufs: list[Tensor | None] = [s.get("momentum_buffer") for s in states]
+            if group.get("fused"):
+                check_fused("SGDO", [p for p, b in zip(params, bufs, strict=True) if b is None])
             sgdo(
                 params,
                 [p.grad for p in params],
@@ -227,6 +302,7 @@ class SGDO(OvershootOptimizer):
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
                 foreach=_use_foreach(group["foreach"], params),
+                fused=bool(group.get("fused")),
             )
             for s, buf in zip(states, bufs, strict=True):
                 s["momentum_buffer"] = buf

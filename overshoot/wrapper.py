@@ -11,23 +11,47 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
 from torch.optim import Optimizer
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.compiled import Kernel, check_fused, scalars
 from overshoot.inner import InnerOptimizer
 
 __all__ = ["Overshoot"]
+
+
+def _restore_kernel(params: list[Tensor], updates: list[Tensor], overshoot: Tensor) -> None:
+    for p, u in zip(params, updates, strict=True):
+        base = p - overshoot * u
+        p.copy_(base)
+        u.copy_(base)
+
+
+def _overshoot_kernel(params: list[Tensor], updates: list[Tensor], overshoot: Tensor) -> None:
+    for p, u in zip(params, updates, strict=True):
+        update = p - u
+        u.copy_(update)
+        p.add_(overshoot * update)
+
+
+_RESTORE_KERNEL = Kernel(_restore_kernel)
+_OVERSHOOT_KERNEL = Kernel(_overshoot_kernel)
 
 
 class Overshoot(OvershootOptimizer, InnerOptimizer):
     """Wrap ``optimizer`` so its gradients are taken γ× further along the last update (exact).
 
     Memory: the inner optimizer's state plus one buffer per parameter. The parameters hold θ′;
-    use ``move_to_base()`` / ``base_weights()`` to evaluate at θ.
+    use ``move_to_base()`` / ``base_weights()`` to evaluate at θ. The shifts around the inner
+    step are foreach passes, or with ``fused=True`` one compiled pass each (CPU and CUDA).
     """
 
-    def __init__(self, optimizer: Optimizer, overshoot: float = 5.0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, overshoot: float = 5.0, fused: bool | None = None
+    ) -> None:
         check_overshoot_hparams(overshoot)
+        self._fused = bool(fused)
         super().__init__(optimizer, {"overshoot": overshoot})
 
     @torch.no_grad()
@@ -38,26 +62,42 @@ class Overshoot(OvershootOptimizer, InnerOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        moved = []
+        moved: dict[tuple[torch.device, torch.dtype, float, float], list[Tensor]] = {}
+        new: list[Tensor] = []
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p)
-                if state:
-                    update = state["overshoot_update"]
-                    p.sub_(update, alpha=state["overshoot_prev"])
-                    update.copy_(p)
-                elif p.grad is not None:
+                if not state:
+                    if p.grad is None:
+                        continue
+                    new.append(p)
                     state = self.state[p]
-                    state["overshoot_update"] = p.detach().clone()
-                else:
-                    continue
+                    state["overshoot_update"] = torch.zeros_like(p)
+                    state["overshoot_prev"] = 0.0
+                key = (p.device, p.dtype, state["overshoot_prev"], group["overshoot"])
+                moved.setdefault(key, []).append(p)
                 state["overshoot_prev"] = group["overshoot"]
-                moved.append((p, state["overshoot_update"]))
+        if self._fused:
+            check_fused("Overshoot", new)
+        buckets = [(ps, self._updates(ps), key[2:]) for key, ps in moved.items()]
+        for ps, us, (gamma_prev, _) in buckets:
+            if self._fused:
+                _RESTORE_KERNEL(ps, us, *scalars(ps[0].dtype, gamma_prev))
+            else:
+                torch._foreach_sub_(ps, us, alpha=gamma_prev)
+                torch._foreach_copy_(us, ps)
         self.optimizer.step()
-        for p, update in moved:
-            update.neg_().add_(p)
-            p.add_(update, alpha=self.state[p]["overshoot_prev"])
+        for ps, us, (_, gamma) in buckets:
+            if self._fused:
+                _OVERSHOOT_KERNEL(ps, us, *scalars(ps[0].dtype, gamma))
+            else:
+                torch._foreach_neg_(us)
+                torch._foreach_add_(us, ps)
+                torch._foreach_add_(ps, us, alpha=gamma)
         return loss
+
+    def _updates(self, params: list[Tensor]) -> list[Tensor]:
+        return [self.state[p]["overshoot_update"] for p in params]
 
     def _shift(self, to_base: bool) -> None:
         sign = -1.0 if to_base else 1.0
