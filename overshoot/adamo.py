@@ -190,7 +190,7 @@ def _adamo_kernel(
             g = g.neg()
         p.mul_(decay)
         m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        v.mul_(beta2).add_((1 - beta2) * g * g)
         if max_exp_avg_sqs is not None:
             torch.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
             v = max_exp_avg_sqs[i]

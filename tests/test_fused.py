@@ -225,6 +225,36 @@ def test_unsupported_parameter_is_refused_in_one_line() -> None:
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.complex64))
     p.grad = torch.ones_like(p)
     opt = SGDO([p], fused=True)
-    with pytest.raises(RuntimeError, match=r"^SGDO\(fused=True\) steps CPU and CUDA floating-point "
-                       r"parameters, got a torch.complex64 parameter on cpu; use foreach=True$"):  # fmt: skip
+    message = (
+        r"^SGDO\(fused=True\) steps CPU and CUDA floating-point parameters, "
+        r"got a torch.complex64 parameter on cpu; use foreach=True$"
+    )
+    with pytest.raises(RuntimeError, match=message):
         opt.step()
+
+
+def test_the_harness_runs_every_optimizer_on_its_fastest_path() -> None:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from trainers.optim import fastest
+
+    def built(target: str, fused: bool, **kw: object) -> dict[str, object]:
+        cfg = OmegaConf.create({"_target_": target, "_partial_": True, **kw})
+        return dict(fastest(instantiate(cfg), fused).keywords)
+
+    assert built("torch.optim.AdamW", True)["fused"] is True
+    assert built("overshoot.SGDO", True)["fused"] is True
+    assert built("torch.optim.NAdam", True)["foreach"] is True  # torch has no fused NAdam
+    assert built("torch.optim.SGD", False)["foreach"] is True
+    assert "fused" not in built("torch.optim.SGD", False)
+    assert built("torch.optim.SGD", True, foreach=True) == {"foreach": True}  # the config's own
+    wrapped = built(
+        "trainers.optim.wrapped",
+        True,
+        wrapper={"_target_": "overshoot.Overshoot", "_partial_": True},
+        inner={"_target_": "torch.optim.Adam", "_partial_": True},
+    )
+    assert wrapped["wrapper"].keywords == {"fused": True}  # type: ignore[attr-defined]
+    assert wrapped["inner"].keywords == {"fused": True}  # type: ignore[attr-defined]
+    assert "fused" not in built("pytorch_optimizer.Lookahead", True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,6 +13,32 @@ import torch
 log = logging.getLogger(__name__)
 
 Factory = Callable[[Iterable[Any]], torch.optim.Optimizer]
+
+# Optimizers whose ``fused`` / ``foreach`` switches choose how a step is computed, not what.
+_PATH_MODULES = ("torch.optim.", "overshoot.")
+
+
+def fastest(factory: Any, fused: bool) -> Any:
+    """``factory`` (and the factories inside it, e.g. a wrapper's inner one) on the fastest path.
+
+    ``fused``: torch's fused kernels (SGD, Adam, AdamW) and Overshoot's (SGDO, AdamO, the wrapper)
+    where they exist, foreach elsewhere; without ``fused``, foreach everywhere (the bit-for-bit
+    tests). So both sides of a comparison run at their best. A config that sets ``fused`` or
+    ``foreach`` itself keeps its choice.
+    """
+    if not isinstance(factory, functools.partial):
+        return factory
+    keywords = {k: fastest(v, fused) for k, v in factory.keywords.items()}
+    fn = factory.func
+    if str(getattr(fn, "__module__", "")).startswith(_PATH_MODULES) and not (
+        keywords.keys() & {"fused", "foreach"}
+    ):
+        names = inspect.signature(fn).parameters
+        if fused and "fused" in names:
+            keywords["fused"] = True
+        elif "foreach" in names:
+            keywords["foreach"] = True
+    return functools.partial(fn, *factory.args, **keywords)
 
 
 def wrapped(

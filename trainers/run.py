@@ -22,6 +22,7 @@ from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar, StepRecor
 from trainers.checkpoints import EpochStartCheckpoint, last_checkpoint
 from trainers.checks import check_types
 from trainers.module import TrainModule
+from trainers.optim import fastest
 from trainers.results import RunResults, read_meta, stale
 
 # Printed on every run, and nothing a user of the harness can act on: Lightning's own use of a
@@ -36,10 +37,12 @@ UNACTIONABLE_WARNINGS = (
 
 
 class _NoAdvertisement(logging.Filter):
-    """Drops Lightning's advertisement for its hosted logger, printed on every run."""
+    """Drops what every run would print and no one can act on: Lightning's advertisement for
+    its hosted logger, and torch.compile's note that a CPU machine has no CUDA runtime."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return "litlogger" not in message and "No CUDA runtime is found" not in message
 
 
 NO_ADVERTISEMENT = _NoAdvertisement()
@@ -69,12 +72,12 @@ def optimizer_label(cfg: DictConfig) -> str:
 
 
 def optimizer_factory(cfg: DictConfig) -> Any:
-    """``factory(params)`` builds the run's optimizer.
+    """``factory(params)`` builds the run's optimizer, on its fastest path (``cfg.fused``).
 
     Lists and dicts arrive as Python ones (``_convert_``), so the optimizer state a checkpoint
     stores (e.g. Adam's betas) loads with ``torch.load(weights_only=True)`` when resuming.
     """
-    return instantiate(cfg.optimizer.factory, _convert_="all")
+    return fastest(instantiate(cfg.optimizer.factory, _convert_="all"), bool(cfg.fused))
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -269,6 +272,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for message, category in UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message, category)
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(NO_ADVERTISEMENT)
+    logging.getLogger("torch.utils.cpp_extension").addFilter(NO_ADVERTISEMENT)
     if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
         return _train_locked(cfg, directory)
     lock = FileLock(directory / ".lock")
