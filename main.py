@@ -169,7 +169,7 @@ def reference_parser() -> argparse.ArgumentParser:
         "--compute_cosine",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="accepted for compatibility; cosine similarities are not computed",
+        help="the reference's cosine-similarity logging: not computed here, so only --no- is valid",
     )
     return p
 
@@ -177,6 +177,11 @@ def reference_parser() -> argparse.ArgumentParser:
 def translate(args: argparse.Namespace) -> list[str]:
     """Reference flags → Hydra overrides."""
     out: list[str] = []
+    if args.compute_cosine:
+        raise UsageError(
+            "--compute_cosine: cosine similarities are not computed here; "
+            "drop the flag or pass --no-compute_cosine"
+        )
     if (args.model is None) != (args.dataset is None):
         raise UsageError("--model and --dataset go together")
     if args.model is not None:

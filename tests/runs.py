@@ -49,3 +49,12 @@ def run_main(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def main_refuses(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    """``python main.py ARGS`` in ``cwd`` must exit with status 2; returns its stderr lines."""
+    proc = subprocess.run(
+        [sys.executable, MAIN, *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    return proc.stderr.strip().splitlines()

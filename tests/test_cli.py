@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import main
+from tests.runs import main_refuses
 
 MAIN = str(Path(main.__file__).resolve())
 
@@ -109,6 +110,7 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         (["optimizer.overshoot=five"], "optimizer.overshoot='five': expected a number >= 0"),
         (["optimizer.overshoot=-2"], "optimizer.overshoot=-2: expected a number >= 0"),
         (["-m", "task.sgd.lr=0.1,abc"], "task.sgd.lr='abc': expected a number"),
+        (["--compute_cosine"], "--compute_cosine: cosine similarities are not computed here"),
         (
             ["-m", "optimizer=sgdo,adamo", "task.adam.lr=0.1,abc"],
             "task.adam.lr='abc': expected a number",
@@ -120,12 +122,8 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, MAIN, *argv], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    lines = main_refuses(argv, tmp_path)
+    assert len(lines) == 1 and message in lines[0], lines
     assert not any(tmp_path.iterdir())
 
 
@@ -151,23 +149,14 @@ def test_a_sweep_is_checked_one_value_at_a_time() -> None:
     ],
 )
 def test_bad_values_exit_2_before_any_result(argv: list[str], message: str, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, MAIN, *argv], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert proc.returncode == 2
-    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr
+    lines = main_refuses(argv, tmp_path)
+    assert message in lines[-1], lines
     assert not (tmp_path / "results").exists() and not (tmp_path / "lightning_logs").exists()
 
 
 def test_ddp_on_the_cpu_needs_a_process_count(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, MAIN, "trainer=ddp", "trainer.accelerator=cpu", "max_steps=5"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
+    lines = main_refuses(["trainer=ddp", "trainer.accelerator=cpu", "max_steps=5"], tmp_path)
+    assert lines[-1] == (
         "main.py: error: trainer=ddp on the CPU would run one process: "
         "set how many with trainer.devices=N"
     )
@@ -228,15 +217,7 @@ def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None
 
 def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:
     env = {"OVERSHOOT_DATA": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, MAIN, "task=mlp_housing", "trainer=debug"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
+    last = main_refuses(["task=mlp_housing", "trainer=debug"], tmp_path, env)[-1]
     assert "missing data file" in last and "cal_housing.data" in last and "OVERSHOOT_DATA" in last
 
 

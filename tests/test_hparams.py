@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.fake_data import write_housing, write_mnist
-from tests.runs import MAIN, config
+from tests.runs import config, main_refuses
 from trainers.run import train
 
 
@@ -47,14 +45,7 @@ def test_mlp_ca_v1_trains_on_80_percent_with_v1s_cosine(
 
 
 def test_a_task_without_v1_settings_is_refused(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, MAIN, "task=mlp_energy", "hparams=paper_v1"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert main_refuses(["task=mlp_energy", "hparams=paper_v1"], tmp_path)[-1] == (
         "main.py: error: task mlp_energy has no paper_v1 settings "
         "(configs/task_hparams/paper_v1/mlp_energy.yaml); use hparams=current"
     )
