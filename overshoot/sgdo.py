@@ -19,6 +19,7 @@ may change between steps too. Checks that hold bit for bit on CPU:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -151,6 +152,7 @@ def _fused_sgdo(
     grads: list[Tensor],
     bufs: list[Tensor | None],
     prevs: list[tuple[float, float]],
+    scales: list[float],
     *,
     lr: float,
     momentum: float,
@@ -158,13 +160,21 @@ def _fused_sgdo(
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    """One pass per tensor. Where the update is torch's own (the first step, γ = 0, and γ = μ
-    with a constant rate) it is torch's fused SGD kernel, so those cases equal torch's fused
-    SGD / Nesterov bit for bit; otherwise the compiled SGDO kernel."""
-    buckets: dict[tuple[torch.device, torch.dtype, tuple[float, float], bool], list[int]] = {}
+    r"""One pass per tensor, through torch's own fused SGD kernel.
+
+    The update θ′ −= c d + c r m has two free weights; torch's fused Nesterov step
+    b ← μ_f b + (1 − τ) d, θ′ −= η_f (d + μ_f b) has them too if the buffer holds b = α m, a
+    scaled momentum: η_f = c, 1 − τ = α′ and μ_f = μ′ α′ / α with α′ = sqrt(r α / μ′). So the
+    buffer keeps its scale α in ``scales`` (1 on the other paths, which rescale once on entry).
+    The first step, γ = 0 and γ = μ at a constant rate keep α = 1 and are exactly torch's fused
+    SGD / Nesterov calls, bit for bit. A step with r ≤ 0 (the rate cut by more than ~8 % at
+    once) runs the compiled SGDO kernel instead and returns the buffer to α = 1.
+    """
+    buckets: dict[tuple[Any, ...], list[int]] = {}
     for i, p in enumerate(params):
-        buckets.setdefault((p.device, p.dtype, prevs[i], bufs[i] is None), []).append(i)
-    for (_, dtype, prev, first), idx in buckets.items():
+        key = (p.device, p.dtype, prevs[i], bufs[i] is None, scales[i])
+        buckets.setdefault(key, []).append(i)
+    for (_, dtype, prev, first, alpha), idx in buckets.items():
         mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
@@ -172,27 +182,36 @@ def _fused_sgdo(
             for i in idx:
                 bufs[i] = torch.zeros_like(params[i])
         ms = [cast(Tensor, bufs[i]) for i in idx]
-        if c == 0.0:
-            step, nesterov = r, False
-        elif c == lr and r == mu:
-            step, nesterov = lr, True
-        elif first:
-            step, nesterov = (1.0 + overshoot) * lr, False  # m = d: the two terms summed exactly
+        alpha_new, dampening = 1.0, 0.0
+        if first:
+            nesterov = c != 0.0 and c == lr and r == mu
+            step = r if c == 0.0 else lr if nesterov else (1.0 + overshoot) * lr
+            mom = mu
+        elif c == 0.0:
+            step, nesterov, mom = r, False, mu / alpha
+        elif r > 0.0:
+            alpha_new = math.sqrt(r * alpha / mu)
+            step, nesterov, mom, dampening = c, True, mu * alpha_new / alpha, 1.0 - alpha_new
         else:
-            _SGDO_KERNEL(ps, gs, ms, *scalars(dtype, mu, c, c * r, weight_decay), maximize)
+            coefs = scalars(dtype, mu / alpha, c, c * r, weight_decay)
+            _SGDO_KERNEL(ps, gs, ms, *coefs, maximize)
+            for i in idx:
+                scales[i] = 1.0
             continue
         torch._fused_sgd_(
             ps,
             gs,
             ms,
             weight_decay=weight_decay,
-            momentum=mu,
+            momentum=mom,
             lr=step,
-            dampening=0.0,
+            dampening=dampening,
             nesterov=nesterov,
             maximize=maximize,
             is_first_step=first,
         )
+        for i in idx:
+            scales[i] = alpha_new
 
 
 def sgdo(
@@ -208,12 +227,34 @@ def sgdo(
     maximize: bool = False,
     foreach: bool = False,
     fused: bool = False,
+    momentum_scales: list[float] | None = None,
 ) -> None:
     """Functional SGDO step; ``prevs`` holds (η, γ) of each buffer's last step.
 
     Fills ``momentum_buffers`` entries that are None (first step); never writes the gradients.
+    ``momentum_scales`` (α, default all 1) says each buffer holds α m; the fused path moves it,
+    the others bring it back to 1 (one pass, only after the fused path).
     """
-    fn = _fused_sgdo if fused else _multi_tensor_sgdo if foreach else _single_tensor_sgdo
+    scales = momentum_scales if momentum_scales is not None else [1.0] * len(params)
+    if fused:
+        _fused_sgdo(
+            params,
+            grads,
+            momentum_buffers,
+            prevs,
+            scales,
+            lr=lr,
+            momentum=momentum,
+            overshoot=overshoot,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
+        return
+    for i, buf in enumerate(momentum_buffers):
+        if scales[i] != 1.0 and buf is not None:
+            buf.div_(scales[i])
+            scales[i] = 1.0
+    fn = _multi_tensor_sgdo if foreach else _single_tensor_sgdo
     fn(
         params,
         grads,
@@ -237,11 +278,12 @@ def _use_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
 class SGDO(OvershootOptimizer):
     """SGD with momentum whose gradients are taken γ× further along the last update.
 
-    Same state as torch ``SGD(momentum=μ)`` (one buffer per parameter, plus the floats η and γ
-    of the last step). The parameters hold the overshot weights θ′; use ``move_to_base()`` /
+    Same state as torch ``SGD(momentum=μ)`` (one buffer per parameter, plus the floats η and γ of
+    the last step and the buffer's scale α: ``fused=True`` keeps α m there, see ``_fused_sgdo``; the
+    other paths keep m). The parameters hold the overshot weights θ′; use ``move_to_base()`` /
     ``base_weights()`` to evaluate at θ. Exact (up to float rounding) against the two-model
-    reference, including weight decay and any learning-rate schedule. Parameters without a
-    gradient in a step are left untouched, as in torch.
+    reference, including weight decay and any learning-rate schedule. Parameters without a gradient
+    in a step are left untouched, as in torch.
     """
 
     def __init__(
@@ -286,6 +328,7 @@ class SGDO(OvershootOptimizer):
             lr = float(group["lr"])
             states = [self.state[p] for p in params]
             bufs: list[Tensor | None] = [s.get("momentum_buffer") for s in states]
+            scales = [s.get("momentum_scale", 1.0) for s in states]
             if group.get("fused"):
                 check_fused("SGDO", [p for p, b in zip(params, bufs, strict=True) if b is None])
             sgdo(
@@ -303,9 +346,11 @@ class SGDO(OvershootOptimizer):
                 maximize=group["maximize"],
                 foreach=_use_foreach(group["foreach"], params),
                 fused=bool(group.get("fused")),
+                momentum_scales=scales,
             )
-            for s, buf in zip(states, bufs, strict=True):
+            for s, buf, scale in zip(states, bufs, scales, strict=True):
                 s["momentum_buffer"] = buf
+                s["momentum_scale"] = scale
                 s["lr_prev"] = lr
                 s["overshoot_prev"] = group["overshoot"]
         return loss
@@ -316,6 +361,7 @@ class SGDO(OvershootOptimizer):
             for p in group["params"]:
                 state = self.state.get(p)
                 if state and "momentum_buffer" in state:
-                    coef = state["overshoot_prev"] * state["lr_prev"]
+                    scale = state.get("momentum_scale", 1.0)
+                    coef = state["overshoot_prev"] * state["lr_prev"] / scale
                     if coef != 0.0:
                         p.add_(state["momentum_buffer"], alpha=sign * coef)
