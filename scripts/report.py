@@ -34,6 +34,7 @@ from scripts.threshold import (
     ci95,
     one_sample_p,
     seed_mean,
+    steps_summary,
     steps_to_threshold,
     trailing_mean,
 )
@@ -223,31 +224,6 @@ def write_tensorboard(table: pd.DataFrame, markdown: str, logdir: Path) -> None:
                     writer.add_scalar(f"compare/{row.task}/steps_to_{row.fraction:g}", row.steps, 0)
     with SummaryWriter(str(logdir / "tables")) as writer:
         writer.add_text("compare/table1", markdown, 0)
-
-
-def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
-    """Console table: the paper's saving (seed-mean curve) and the per-seed paired mean ± 95 %
-    CI with its p-value (one statistic, so they agree); censored shown as such."""
-    at = table[np.isclose(table["fraction"], fraction)]
-    lines = [
-        f"steps to {fraction:g} of the baseline's loss reduction (paper's computation; "
-        "per-seed paired mean ± 95 % CI)"
-    ]
-    for row in at.itertuples():
-        steps = "not reached" if math.isnan(row.steps) else f"{row.steps:.0f}"
-        saving = ""
-        if row.optimizer != row.baseline and not math.isnan(row.savings):
-            saving = f"  saves {100 * row.savings:.1f} %"
-        if row.optimizer != row.baseline and not math.isnan(row.savings_seed_mean):
-            saving += (
-                f"  per seed {100 * row.savings_seed_mean:.1f} ± {100 * row.savings_ci95:.1f} %"
-                f" (p={row.p_value:.2g}, n={row.n_paired})"
-            )
-        lines.append(
-            f"  {row.task:18} {row.optimizer:28} {steps:>11}  n={row.n_seeds}"
-            f" censored={row.n_censored}{saving}"
-        )
-    return "\n".join(lines)
 
 
 class NoRunsError(ValueError):

@@ -35,9 +35,8 @@ class MultirunSummary(Callback):
 
 
 def print_summary(config: DictConfig) -> None:
-    from scripts.report import steps_summary
-    from scripts.runs import load_runs
-    from scripts.threshold import steps_to_threshold
+    from scripts.runs import load_runs  # not scripts.report: no plotting stack in training
+    from scripts.threshold import steps_summary, steps_to_threshold
 
     results = Path(config.results_dir) / str(config.experiment_name)
     runs = load_runs(results)

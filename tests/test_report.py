@@ -205,3 +205,21 @@ def test_console_entry_point_is_the_report(results: Path, tmp_path: Path) -> Non
         bad.stderr.strip()
         == f"overshoot-report: error: results folder {tmp_path / 'nope'} does not exist"
     )
+
+
+def test_the_multirun_summary_leaves_the_plotting_stack_out_of_training(tmp_path: Path) -> None:
+    """The summary runs in main.py's process after every multirun: no matplotlib there."""
+    import sys
+
+    code = (
+        "import sys\n"
+        "from omegaconf import OmegaConf\n"
+        "from scripts.sweep_summary import print_summary\n"
+        f"print_summary(OmegaConf.create({{'results_dir': {str(tmp_path)!r}, "
+        "'experiment_name': 'none'}))\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"no finished runs under {tmp_path / 'none'}"
