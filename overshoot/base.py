@@ -32,7 +32,11 @@ class OvershootOptimizer(Optimizer):
 
     @abstractmethod
     def _shift(self, to_base: bool) -> None:
-        """Move the parameters in place from θ′ to θ (`to_base`) or back."""
+        """Move the parameters in place from θ′ to θ (`to_base`) or back.
+
+        SGDO, AdamO and the wrapper compute the offset θ − θ′ from their state and add it with
+        ``sign = 1.0 if to_base else -1.0``; the two-model reference swaps its two copies.
+        """
 
     @torch.no_grad()
     def move_to_base(self) -> None:

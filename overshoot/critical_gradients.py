@@ -27,14 +27,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from overshoot.inner import InnerOptimizer
+from overshoot.wrapping import WrappingOptimizer
 
 __all__ = ["CriticalGradients"]
 
 AGGREGATIONS = ("mean", "sum")
 
 
-class CriticalGradients(InnerOptimizer):
+class CriticalGradients(WrappingOptimizer):
     """Step ``optimizer`` with the current gradient aggregated with the top-``topc`` past ones."""
 
     def __init__(

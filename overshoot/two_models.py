@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
-from overshoot.inner import InnerOptimizer
+from overshoot.wrapping import WrappingOptimizer
 
 __all__ = ["TwoModelOvershoot"]
 
@@ -27,7 +27,7 @@ def _alias_grad(base: Tensor, held: Tensor) -> None:
     base.grad = held.grad
 
 
-class TwoModelOvershoot(OvershootOptimizer, InnerOptimizer):
+class TwoModelOvershoot(OvershootOptimizer, WrappingOptimizer):
     """Overshoot by keeping two copies of the weights; ``base_optimizer(params)`` builds the base.
 
     ``params`` are the model's parameters (or param-group dicts); ``base_optimizer`` is any

@@ -16,7 +16,7 @@ from torch.optim import Optimizer
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
 from overshoot.compiled import Kernel, check_fused, scalars
-from overshoot.inner import InnerOptimizer
+from overshoot.wrapping import WrappingOptimizer
 
 __all__ = ["Overshoot"]
 
@@ -39,7 +39,7 @@ _RESTORE_KERNEL = Kernel(_restore_kernel)
 _OVERSHOOT_KERNEL = Kernel(_overshoot_kernel)
 
 
-class Overshoot(OvershootOptimizer, InnerOptimizer):
+class Overshoot(OvershootOptimizer, WrappingOptimizer):
     """Wrap ``optimizer`` so its gradients are taken γ× further along the last update (exact).
 
     Memory: the inner optimizer's state plus one buffer per parameter. The parameters hold θ′;
@@ -100,9 +100,9 @@ class Overshoot(OvershootOptimizer, InnerOptimizer):
         return [self.state[p]["overshoot_update"] for p in params]
 
     def _shift(self, to_base: bool) -> None:
-        sign = -1.0 if to_base else 1.0
+        sign = 1.0 if to_base else -1.0
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p)
-                if state and "overshoot_update" in state:
-                    p.add_(state["overshoot_update"], alpha=sign * state["overshoot_prev"])
+                if state and "overshoot_update" in state:  # θ − θ′ = −γ u
+                    p.add_(state["overshoot_update"], alpha=-sign * state["overshoot_prev"])

@@ -7,7 +7,7 @@ from typing import Any
 from torch.optim import Optimizer
 
 
-class InnerOptimizer(Optimizer):
+class WrappingOptimizer(Optimizer):
     """Shares the param groups of an inner optimizer, so LR schedulers drive the inner one.
 
     ``defaults`` (the wrapper's own hyperparameters) are added to the shared groups. The state
