@@ -8,6 +8,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+# torch's three ways to compute a step (for-loop, foreach, fused): ours is compared on the same one
+PATHS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
+PATH_IDS = ["loop", "foreach", "fused"]
+
 
 def make_mlp(dtype: torch.dtype = torch.float32, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)

@@ -7,14 +7,23 @@ import torch
 
 from overshoot import AdamO, Overshoot
 from overshoot.adamo import overshoot_at_step
-from tests.helpers import copies, make_data, make_mlp, max_rel_diff, params_of, train
+from tests.helpers import (
+    PATH_IDS,
+    PATHS,
+    copies,
+    make_data,
+    make_mlp,
+    max_rel_diff,
+    params_of,
+    train,
+)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("maximize", [False, True])
 def test_gamma_zero_is_torch_adamw_bit_for_bit(
-    foreach: bool, amsgrad: bool, maximize: bool
+    path: dict[str, bool], amsgrad: bool, maximize: bool
 ) -> None:
     data = make_data()
     a, b = copies(make_mlp(), 2)
@@ -23,8 +32,8 @@ def test_gamma_zero_is_torch_adamw_bit_for_bit(
         betas=(0.85, 0.99),
         weight_decay=0.05,
         amsgrad=amsgrad,
-        foreach=foreach,
         maximize=maximize,
+        **path,
     )
     torch_opt = torch.optim.AdamW(a.parameters(), **kw)  # type: ignore[arg-type]
     ours = AdamO(b.parameters(), overshoot=0.0, **kw)  # type: ignore[arg-type]

@@ -98,40 +98,6 @@ def test_fused_adamo_matches_foreach_adamo(dtype: torch.dtype, tol: float) -> No
     assert 0.05 < worst_exact < 0.15
 
 
-@pytest.mark.parametrize("maximize", [False, True])
-def test_gamma_zero_is_torch_fused_sgd_bit_for_bit(maximize: bool) -> None:
-    data = make_data()
-    a, b = copies(make_mlp(), 2)
-    kw = dict(lr=0.05, momentum=0.8, weight_decay=0.01, fused=True, maximize=maximize)
-    lr_fn = partial(torch.optim.lr_scheduler.StepLR, step_size=7, gamma=0.5)
-    torch_opt = torch.optim.SGD(a.parameters(), **kw)  # type: ignore[arg-type]
-    ours = SGDO(b.parameters(), overshoot=0.0, **kw)  # type: ignore[arg-type]
-    assert train(a, torch_opt, 60, data, lr_fn(torch_opt)) == train(b, ours, 60, data, lr_fn(ours))
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-
-
-def test_gamma_equal_momentum_is_torch_fused_nesterov_bit_for_bit() -> None:
-    data = make_data()
-    a, b = copies(make_mlp(), 2)
-    torch_opt = torch.optim.SGD(a.parameters(), lr=0.05, momentum=0.9, nesterov=True, fused=True)
-    ours = SGDO(b.parameters(), lr=0.05, momentum=0.9, overshoot=0.9, fused=True)
-    assert train(a, torch_opt, 150, data) == train(b, ours, 150, data)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-
-
-@pytest.mark.parametrize("amsgrad", [False, True])
-@pytest.mark.parametrize("maximize", [False, True])
-def test_gamma_zero_is_torch_fused_adamw_bit_for_bit(amsgrad: bool, maximize: bool) -> None:
-    data = make_data()
-    a, b = copies(make_mlp(), 2)
-    kw = dict(lr=3e-3, betas=(0.85, 0.99), weight_decay=0.05, amsgrad=amsgrad, maximize=maximize)
-    torch_opt = torch.optim.AdamW(a.parameters(), fused=True, **kw)  # type: ignore[arg-type]
-    ours = AdamO(b.parameters(), overshoot=0.0, fused=True, **kw)  # type: ignore[arg-type]
-    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, 80) for o in (torch_opt, ours)]
-    assert train(a, torch_opt, 80, data, scheds[0]) == train(b, ours, 80, data, scheds[1])
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-
-
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adamo_options_on_the_compiled_kernel(amsgrad: bool, maximize: bool) -> None:
@@ -211,27 +177,6 @@ def test_schedules_and_gamma_changes_never_recompile() -> None:
         _gamma_change(adamo, 3.0 + (t % 5))
         train(model, adamo, 1, make_data(), sched, start=t)
     assert counters["stats"]["unique_graphs"] - before == 1
-
-
-@pytest.mark.parametrize("fused", [False, True])
-def test_sgdo_exact_when_the_rate_is_cut_or_gamma_jumps(fused: bool) -> None:
-    """Cuts the scaled fused step cannot take (r ≤ 0: compiled kernel), γ to 0 and back."""
-    data = make_data(torch.float64)
-    ref_model, eff_model = copies(make_mlp(torch.float64), 2)
-    ref = TwoModelOvershoot(
-        ref_model.parameters(), partial(torch.optim.SGD, lr=0.03, momentum=0.9), 3.0
-    )
-    eff = SGDO(eff_model.parameters(), lr=0.03, momentum=0.9, overshoot=3.0, fused=fused)
-    schedule = [(0.03, 3.0), (0.01, 3.0), (0.0, 3.0), (0.02, 7.0), (0.02, 0.0), (0.05, 5.0)]
-    for i, (lr, gamma) in enumerate(schedule):
-        for opt in (ref, eff):
-            for g in opt.param_groups:
-                g["lr"], g["overshoot"] = lr, gamma
-        train(ref_model, ref, 15, data, start=15 * i)
-        train(eff_model, eff, 15, data, start=15 * i)
-        assert max_rel_diff(params_of(eff_model), params_of(ref_model)) < 1e-12
-        with ref.base_weights(), eff.base_weights():
-            assert max_rel_diff(params_of(eff_model), params_of(ref_model)) < 1e-12
 
 
 def test_fused_and_foreach_together_are_refused() -> None:

@@ -8,28 +8,35 @@ import pytest
 import torch
 
 from overshoot import SGDO, TwoModelOvershoot
-from tests.helpers import copies, make_data, make_mlp, max_rel_diff, params_of, train
+from tests.helpers import (
+    PATH_IDS,
+    PATHS,
+    copies,
+    make_data,
+    make_mlp,
+    max_rel_diff,
+    params_of,
+    train,
+)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
-def test_gamma_equal_momentum_is_torch_nesterov_bit_for_bit(foreach: bool) -> None:
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
+def test_gamma_equal_momentum_is_torch_nesterov_bit_for_bit(path: dict[str, bool]) -> None:
     data = make_data()
     a, b = copies(make_mlp(), 2)
-    torch_opt = torch.optim.SGD(
-        a.parameters(), lr=0.05, momentum=0.9, nesterov=True, foreach=foreach
-    )
-    ours = SGDO(b.parameters(), lr=0.05, momentum=0.9, overshoot=0.9, foreach=foreach)
+    torch_opt = torch.optim.SGD(a.parameters(), lr=0.05, momentum=0.9, nesterov=True, **path)
+    ours = SGDO(b.parameters(), lr=0.05, momentum=0.9, overshoot=0.9, **path)
     assert train(a, torch_opt, 150, data) == train(b, ours, 150, data)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("path", PATHS, ids=PATH_IDS)
 @pytest.mark.parametrize("maximize", [False, True])
-def test_gamma_zero_is_torch_sgd_bit_for_bit(foreach: bool, maximize: bool) -> None:
+def test_gamma_zero_is_torch_sgd_bit_for_bit(path: dict[str, bool], maximize: bool) -> None:
     data = make_data()
     a, b = copies(make_mlp(), 2)
-    kw = dict(lr=0.05, momentum=0.8, weight_decay=0.01, foreach=foreach, maximize=maximize)
+    kw = dict(lr=0.05, momentum=0.8, weight_decay=0.01, maximize=maximize, **path)
     lr_fn = partial(torch.optim.lr_scheduler.StepLR, step_size=7, gamma=0.5)
     torch_opt = torch.optim.SGD(a.parameters(), **kw)  # type: ignore[arg-type]
     ours = SGDO(b.parameters(), overshoot=0.0, **kw)  # type: ignore[arg-type]
@@ -78,14 +85,21 @@ def test_matches_two_model_reference_in_float64(
     assert eff_losses == pytest.approx(ref_losses, rel=1e-10)
 
 
-def test_exact_when_lr_and_gamma_change_between_steps() -> None:
-    """A reference-style move_to_base with the current lr would be off after every change."""
+@pytest.mark.parametrize("fused", [False, True])
+def test_exact_when_lr_and_gamma_change_between_steps(fused: bool) -> None:
+    """A reference-style move_to_base with the current lr would be off after every change.
+
+    Fused, the cuts to a third and to 0 are steps the scaled torch kernel cannot take (r ≤ 0):
+    the compiled kernel takes them and returns the buffer's scale to 1.
+    """
     data = make_data(torch.float64)
     ref_model, eff_model = copies(make_mlp(torch.float64), 2)
     ref = TwoModelOvershoot(
         ref_model.parameters(), partial(torch.optim.SGD, lr=0.03, momentum=0.9), 3.0
     )
-    eff = SGDO(eff_model.parameters(), lr=0.03, momentum=0.9, overshoot=3.0, weight_decay=0.0)
+    eff = SGDO(
+        eff_model.parameters(), lr=0.03, momentum=0.9, overshoot=3.0, weight_decay=0.0, fused=fused
+    )
     schedule = [(0.03, 3.0), (0.01, 3.0), (0.0, 3.0), (0.02, 7.0), (0.02, 0.0), (0.05, 5.0)]
     for i, (lr, gamma) in enumerate(schedule):
         for opt in (ref, eff):
