@@ -12,12 +12,10 @@ parameter structure (seconds, cached on disk by Inductor across processes).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
-
-F = TypeVar("F", bound=Callable[..., None])
 
 _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

@@ -36,7 +36,7 @@ UNACTIONABLE_WARNINGS = (
 )
 
 
-class _NoAdvertisement(logging.Filter):
+class _Unactionable(logging.Filter):
     """Drops what every run would print and no one can act on: Lightning's advertisement for
     its hosted logger, and torch.compile's note that a CPU machine has no CUDA runtime."""
 
@@ -45,7 +45,7 @@ class _NoAdvertisement(logging.Filter):
         return "litlogger" not in message and "No CUDA runtime is found" not in message
 
 
-NO_ADVERTISEMENT = _NoAdvertisement()
+UNACTIONABLE_LOGS = _Unactionable()
 
 
 class Interrupted(Exception):
@@ -271,8 +271,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_run(cfg, directory)
     for message, category in UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message, category)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(NO_ADVERTISEMENT)
-    logging.getLogger("torch.utils.cpp_extension").addFilter(NO_ADVERTISEMENT)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(UNACTIONABLE_LOGS)
+    logging.getLogger("torch.utils.cpp_extension").addFilter(UNACTIONABLE_LOGS)
     if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
         return _train_locked(cfg, directory)
     lock = FileLock(directory / ".lock")
