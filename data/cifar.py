@@ -17,13 +17,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from data.root import DataNotFoundError, resolve_root
+from data.root import CIFAR_LAYOUT, cifar_folder, resolve_root
 from data.tensors import Split, TensorDataModule
 
-LAYOUT = {
-    10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels"),
-    100: ("cifar-100-python", ["train"], "test", b"fine_labels"),
-}
 MEAN_STD = {
     10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     100: ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -85,31 +81,24 @@ class CIFARDataModule(TensorDataModule):
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
         self.val_fraction = val_fraction
-        if classes not in LAYOUT:
+        if classes not in CIFAR_LAYOUT:
             raise ValueError(f"unknown CIFAR classes {classes}; valid: 10, 100")
         self.classes = classes
         self.augment = augment
 
     def _folder(self) -> Path:
         root = resolve_root(self.root)
-        folder, train, test, _ = LAYOUT[self.classes]
-        for name in [*train, test]:
-            if not (root / folder / name).is_file():
-                if self.download:
-                    from torchvision import datasets
+        folder = cifar_folder(root, self.classes, self.download)
+        if folder is None:
+            from torchvision import datasets
 
-                    cls = datasets.CIFAR10 if self.classes == 10 else datasets.CIFAR100
-                    cls(str(root), download=True)
-                    break
-                raise DataNotFoundError(
-                    f"missing data file {root / folder / name}; unpack the CIFAR-{self.classes} "
-                    f"python version (cifar-{self.classes}-python.tar.gz) under {root} or pass "
-                    "data.download=true when online (set data.root=DIR or OVERSHOOT_DATA=DIR)"
-                )
-        return root / folder
+            cls = datasets.CIFAR10 if self.classes == 10 else datasets.CIFAR100
+            cls(str(root), download=True)
+            folder = root / CIFAR_LAYOUT[self.classes][0]
+        return folder
 
     def load(self) -> tuple[Split, Split, Split]:
-        _, train, test, key = LAYOUT[self.classes]
+        _, train, test, key = CIFAR_LAYOUT[self.classes]
         folder = self._folder()
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in MEAN_STD[self.classes])
 

@@ -11,15 +11,8 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from data.root import DataNotFoundError, resolve_root
+from data.root import MNIST_FILES, mnist_raw, resolve_root
 from data.tensors import Split, TensorDataModule
-
-_FILES = [
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-]
 
 
 class MNISTDataModule(TensorDataModule):
@@ -49,27 +42,21 @@ class MNISTDataModule(TensorDataModule):
 
     def _dataset(self, train: bool) -> datasets.MNIST:
         root = resolve_root(self.root)
-        raw = root / self.folder / "raw"
-        if all((raw / f).is_file() for f in _FILES):
-            # torchvision reads the extracted files; extract into a private cache, never into root.
-            key = hashlib.sha1(str(raw).encode()).hexdigest()[:12]
-            cache = Path(tempfile.gettempdir()) / "overshoot_data" / key
-            dest = cache / self.folder / "raw"
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in _FILES:
-                target = dest / f.removesuffix(".gz")
-                if not target.exists():
-                    with gzip.open(raw / f) as src, open(f"{target}.part", "wb") as out:
-                        shutil.copyfileobj(src, out)
-                    Path(f"{target}.part").replace(target)
-            return self.dataset_cls(str(cache), train=train, download=False)
-        if self.download:
+        raw = mnist_raw(root, self.folder, self.download)
+        if raw is None:
             return self.dataset_cls(str(root), train=train, download=True)
-        raise DataNotFoundError(
-            f"missing data file {raw / _FILES[0]}; put the four original {self.folder} .gz files "
-            f"in {raw} or pass data.download=true when online "
-            "(set data.root=DIR or OVERSHOOT_DATA=DIR to the folder that holds them)"
-        )
+        # torchvision reads the extracted files; extract into a private cache, never into root.
+        key = hashlib.sha1(str(raw).encode()).hexdigest()[:12]
+        cache = Path(tempfile.gettempdir()) / "overshoot_data" / key
+        dest = cache / self.folder / "raw"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in MNIST_FILES:
+            target = dest / f.removesuffix(".gz")
+            if not target.exists():
+                with gzip.open(raw / f) as src, open(f"{target}.part", "wb") as out:
+                    shutil.copyfileobj(src, out)
+                Path(f"{target}.part").replace(target)
+        return self.dataset_cls(str(cache), train=train, download=False)
 
     def _tensors(self, ds: datasets.MNIST) -> Split:
         x = ds.data.unsqueeze(1).float().div_(255)

@@ -9,7 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from data.root import find_first, resolve_root
+from data.root import energy_file, housing_file, resolve_root
 from data.tensors import Split, TensorDataModule
 
 
@@ -41,15 +41,7 @@ class HousingDataModule(TensorDataModule):
         self.val_fraction = val_fraction
 
     def load(self) -> tuple[Split, Split, Split]:
-        path = find_first(
-            resolve_root(self.root),
-            [
-                "california_housing/CaliforniaHousing/cal_housing.data",
-                "california_housing/cal_housing.data",
-            ],
-            "get cal_housing.tgz from StatLib (or sklearn.datasets.fetch_california_housing) "
-            "and unpack it under california_housing/",
-        )
+        path = housing_file(resolve_root(self.root))
         raw = np.loadtxt(path, delimiter=",", skiprows=0 if "CaliforniaHousing" in str(path) else 1)
         lon, lat, age, rooms, beds, pop, households, income, value = raw.T
         x = np.stack(
@@ -62,11 +54,7 @@ class EnergyDataModule(TensorDataModule):
     """Energy efficiency (UCI): 8 features, two targets (heating and cooling load) per row."""
 
     def load(self) -> tuple[Split, Split, Split]:
-        path = find_first(
-            resolve_root(self.root),
-            ["energy_efficiency/energy_efficiency_data.csv"],
-            "download the UCI energy efficiency data as CSV with columns X1..X8,Y1,Y2",
-        )
+        path = energy_file(resolve_root(self.root))
         raw = np.loadtxt(path, delimiter=",", skiprows=1)
         return _splits(raw[:, :8], raw[:, 8:10], val=None)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from data.root import find_first, resolve_root
+from data.root import glue_files, resolve_root, shakespeare_file
 from data.tensors import Split, TensorDataModule
 
 GPT2_EOS = 50256
@@ -61,11 +61,7 @@ class ShakespeareDataModule(TensorDataModule):
         return torch.tensor([vocab[c] for c in text], dtype=torch.long)
 
     def load(self) -> tuple[Split, Split, Split]:
-        path = find_first(
-            resolve_root(self.root),
-            ["tinyshakespeare/input.txt"],
-            "get input.txt from karpathy/char-rnn data/tinyshakespeare",
-        )
+        path = shakespeare_file(resolve_root(self.root))
         ids = self.encode(path.read_text())
         n = (len(ids) - 1) // self.block_size
         x = ids[: n * self.block_size].view(n, self.block_size)
@@ -76,26 +72,20 @@ class ShakespeareDataModule(TensorDataModule):
 
 @dataclass(frozen=True)
 class GLUETask:
-    """Where a GLUE task's files are and which columns hold its text and label."""
+    """Which columns of a GLUE task hold its text and label (its files: data.root.glue_files)."""
 
-    folder: str  # under the data root; GLUE's own zip unpacks to folder/<zip_name>/
-    zip_name: str
     text: tuple[str, ...]
     label: str
     labels: dict[str, int]
-    dev: str = "dev.tsv"
 
 
 GLUE = {
-    "qqp": GLUETask("glue_qqp", "QQP", ("question1", "question2"), "is_duplicate", BINARY),
-    "sst2": GLUETask("glue_sst2", "SST-2", ("sentence",), "label", BINARY),
+    "qqp": GLUETask(("question1", "question2"), "is_duplicate", BINARY),
+    "sst2": GLUETask(("sentence",), "label", BINARY),
     "mnli": GLUETask(
-        "glue_mnli",
-        "MNLI",
         ("sentence1", "sentence2"),
         "gold_label",
         {"entailment": 0, "neutral": 1, "contradiction": 2},
-        dev="dev_matched.tsv",
     ),
 }
 
@@ -120,7 +110,7 @@ class GLUEDataModule(TensorDataModule):
         if task not in GLUE:
             raise ValueError(f"unknown GLUE task {task!r}; valid: {', '.join(GLUE)}")
         self.task = GLUE[task]
-        self.name = task
+        self.task_name = task
         self.max_length = max_length
 
     def rows(self, path: Path) -> tuple[list[tuple[str, ...]], list[int]]:
@@ -146,19 +136,10 @@ class GLUEDataModule(TensorDataModule):
         return out
 
     def load(self) -> tuple[Split, Split, Split]:
-        root = resolve_root(self.root)
-        task = self.task
-        how = (
-            f"download GLUE {task.zip_name} (the GLUE benchmark's {task.zip_name}.zip) "
-            f"and unpack it under {task.folder}/"
-        )
-        train = find_first(
-            root, [f"{task.folder}/train.tsv", f"{task.folder}/{task.zip_name}/train.tsv"], how
-        )
-        dev = find_first(root, [str(train.relative_to(root).with_name(task.dev))], how)
+        train, dev = glue_files(resolve_root(self.root), self.task_name)
         tok = gpt2_tokenizer(self.download)
         if tok is None:
-            print(f"{self.name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
+            print(f"{self.task_name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
         x_tr, y_tr = self.rows(train)
         x_dev, y_dev = self.rows(dev)
         half = len(x_dev) // 2
