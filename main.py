@@ -17,7 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from data.root import DataNotFoundError
+from trainers.checks import PRECISIONS, validate
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -77,7 +86,8 @@ OVERRIDE_KEYS: dict[str, tuple[str, type]] = {
     "grad_clip": ("trainer.gradient_clip_val", float),
     "overshoot_delay": ("optimizer.factory.overshoot_delay", int),
 }
-PRECISIONS = ["high", "default", "32-true", "64-true", "16-mixed", "bf16-mixed", "bf16-true"]
+# The reference's "default" precision is this harness's "auto"; the rest are the harness's own.
+REFERENCE_PRECISIONS = {"default": "auto"}
 
 
 class UsageError(ValueError):
@@ -124,12 +134,13 @@ def _typed(key: str, raw: str, kind: type) -> str:
         kind(raw)
     except ValueError:
         raise UsageError(f"--config_override {key}={raw}: expected a {kind.__name__}") from None
-    if key == "precision" and raw not in PRECISIONS:
-        raise UsageError(
-            f"--config_override precision={raw}: valid values are {', '.join(PRECISIONS)}"
-        )
-    if key == "precision" and raw == "default":
-        return "null"
+    if key == "precision":
+        valid = [*PRECISIONS, *REFERENCE_PRECISIONS]
+        if raw not in valid:
+            raise UsageError(
+                f"--config_override precision={raw}: valid values are {', '.join(valid)}"
+            )
+        return REFERENCE_PRECISIONS.get(raw, raw)
     return raw
 
 
@@ -230,8 +241,6 @@ def translate(args: argparse.Namespace) -> list[str]:
 
 
 def _family(optimizer: str) -> str:
-    from omegaconf import OmegaConf
-
     return str(OmegaConf.load(CONFIGS / "optimizer" / f"{optimizer}.yaml").family)
 
 
@@ -255,14 +264,11 @@ def check_composes(args: list[str]) -> None:
     A multirun is checked by composing each swept value once (the other keys at their first
     value), the experiment's own sweep included: linear in the values, not their product.
     """
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
     overrides = [a for a in args if a.startswith("~") or ("=" in a and not a.startswith("-"))]
     multirun = any(a in ("-m", "--multirun") for a in args)
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         if not multirun:
-            compose_checked(overrides)
+            compose_checked(overrides, data_needed=True)
             return
         variants = sweep_variants(overrides, {})
         if variants is None:
@@ -275,11 +281,10 @@ def check_composes(args: list[str]) -> None:
             compose_checked(variant)
 
 
-def compose_checked(overrides: list[str]) -> Any:
-    """The composed config (Hydra keys included), or a one-line UsageError saying what is wrong."""
-    from hydra import compose
-
-    from trainers.checks import check_types
+def compose_checked(overrides: list[str], data_needed: bool = False) -> Any:
+    """The composed config (Hydra keys included), validated as ``train`` validates it, or a
+    one-line UsageError saying what is wrong. Missing data refuses a single run
+    (``data_needed``); in a multirun only the jobs that need it fail, and the others run."""
 
     try:
         cfg = compose("config", overrides, return_hydra_config=True)
@@ -294,9 +299,12 @@ def compose_checked(overrides: list[str]) -> Any:
             "+KEY=VALUE adds one; python main.py --cfg job lists them)"
         ) from None
     try:
-        check_types(cfg)
+        validate(cfg)
+    except DataNotFoundError as e:
+        if data_needed:
+            raise UsageError(str(e).splitlines()[0]) from None
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(str(e).splitlines()[0]) from None
     return cfg
 
 
@@ -304,8 +312,6 @@ def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str
     """Override lists that together try every swept value once: the first holds every key's
     first value, each other one changes one key. ``sweep`` adds a config's own sweep (the
     command line wins on a shared key). None when a sweep cannot be listed."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     given = {o.partition("=")[0].lstrip("+~") for o in overrides}
     extra = [f"{k}={v}" for k, v in sweep.items() if k not in given]
     options: list[list[str]] = []
@@ -355,11 +361,8 @@ def main() -> None:
 
 
 def _run(cfg: Any) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from data.root import DataNotFoundError
-    from trainers.run import Interrupted, process_rank, train
+    from trainers.ddp import process_rank  # Lightning: loaded once the run starts
+    from trainers.train import Interrupted, train
 
     try:
         summary = train(cfg)
@@ -394,8 +397,6 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def hydra_main() -> None:
-    import hydra
-
     hydra.main(config_path=str(CONFIGS), config_name="config", version_base="1.3")(_run)()
 
 

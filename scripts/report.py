@@ -2,7 +2,6 @@
 
     python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
                              [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adamw]
-    overshoot-report results/<experiment> ...   # the same, once pip install -e ".[report]" ran
 
 Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks; with
 seconds per step and time to threshold from the same runs) and
@@ -27,7 +26,7 @@ import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.runs import Runs, load_runs
+from scripts.collect import Runs, load_runs
 from scripts.threshold import (
     DEFAULT_BASELINES,
     WINDOW,

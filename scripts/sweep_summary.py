@@ -35,7 +35,7 @@ class MultirunSummary(Callback):
 
 
 def print_summary(config: DictConfig) -> None:
-    from scripts.runs import load_runs  # not scripts.report: no plotting stack in training
+    from scripts.collect import load_runs  # not scripts.report: no plotting stack in training
     from scripts.threshold import steps_summary, steps_to_threshold
 
     results = Path(config.results_dir) / str(config.experiment_name)

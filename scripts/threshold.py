@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scripts.runs import Runs
+from scripts.collect import Runs
 
 DEFAULT_BASELINES = {"sgd": "sgd_momentum", "adam": "adamw"}
 WINDOW = 400

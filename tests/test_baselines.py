@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from tests.runs import config
-from trainers.run import optimizer_factory
+from tests.launch import config
+from trainers.optim import optimizer_factory
 
 
 def nadam_constant_mu(

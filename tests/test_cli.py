@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import main
-from tests.runs import main_refuses
+from tests.launch import main_refuses
+from trainers.results import RunPath
 
 MAIN = str(Path(main.__file__).resolve())
 
@@ -205,11 +206,12 @@ def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None
     assert proc.returncode == 1
     assert "Error executing job with overrides: ['task=mlp_housing'" in proc.stderr
     assert "missing data file" in proc.stderr and "Traceback" not in proc.stderr
-    meta = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "meta.json"
+    meta = RunPath("test", "mlp_diabetes", "sgdo_g5", 0).folder(tmp_path / "results") / "meta.json"
     assert '"status": "finished"' in meta.read_text()
     # Hydra skips on_multirun_end after a failed job; the table of what ran comes at exit.
     summary = proc.stdout[proc.stdout.index("steps to 0.95") :]
-    assert "  mlp_diabetes " in summary and "left out: mlp_housing/sgdo_g5/seed=0" in summary
+    assert "  mlp_diabetes " in summary and "mlp_housing" not in summary
+    assert not (tmp_path / "results" / "test" / "mlp_housing").exists()  # no empty folder
     assert summary.rstrip().endswith(
         f"full report: python scripts/report.py {Path('results/test')}"
     )
@@ -246,7 +248,7 @@ def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:
     """Parallel jobs of one grid never write the same results folder."""
     from filelock import FileLock
 
-    folder = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0"
+    folder = RunPath("test", "mlp_diabetes", "sgdo_g5", 0).folder(tmp_path / "results")
     folder.mkdir(parents=True)
     with FileLock(folder / ".lock"):
         proc = subprocess.run(

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.fake_data import write_housing
-from tests.runs import run_main
+from tests.launch import run_main
+from trainers.results import RunPath
 
 COMMON = [
     *("task=mlp_housing", "optimizer=sgdo", "precision=high", "max_steps=160"),
@@ -22,7 +23,7 @@ def run(tmp_path: Path, root: Path, experiment: str, trainer: list[str]) -> Path
     args = [*COMMON, *trainer, f"experiment_name={experiment}"]
     proc = run_main(args, tmp_path, root, timeout=300)
     assert proc.stdout.count("status: finished") == 1  # rank 1 prints nothing
-    return tmp_path / "results" / experiment / "mlp_housing" / "sgdo_g5" / "seed=0"
+    return RunPath(experiment, "mlp_housing", "sgdo_g5", 0).folder(tmp_path / "results")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import torch
 from data.tensors import Split, TensorDataModule
 from overshoot import SGDO
 from trainers.base_weights import state_to_device
-from trainers.run import auto_precision
+from trainers.checks import resolved_precision
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_auto_precision_is_bf16_mixed_on_a_bf16_gpu_else_float32(
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
-    assert auto_precision(accelerator) == expected
+    assert resolved_precision("auto", accelerator) == expected
 
 
 class Ramp(TensorDataModule):

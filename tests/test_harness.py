@@ -16,8 +16,9 @@ from tests.fake_data import (
     write_housing,
     write_mnist,
 )
-from tests.runs import run_main
+from tests.launch import run_main
 from tests.test_large_tasks import CASES as LARGE_CASES
+from trainers.results import RunPath
 
 SHARED = os.environ.get("OVERSHOOT_DATA", "")
 
@@ -32,7 +33,7 @@ def housing_root(tmp_path_factory: pytest.TempPathFactory) -> Path | str:
 
 def steps(cwd: Path, optimizer_label: str, experiment: str = "eq") -> pd.DataFrame:
     return pd.read_csv(
-        cwd / "results" / experiment / "mlp_housing" / optimizer_label / "seed=1" / "steps.csv"
+        RunPath(experiment, "mlp_housing", optimizer_label, 1).folder(cwd / "results") / "steps.csv"
     )
 
 
@@ -119,7 +120,7 @@ def test_every_task_and_family_runs_and_writes_results(tmp_path: Path) -> None:
     run_main(["-m", f"task={plain}", *common, "task.epochs=1"], tmp_path, root)
     for task in plain.split(","):
         for label in ("sgdo_g5", "adamo_g5"):
-            run = tmp_path / "results" / "all" / task / label / "seed=0"
+            run = RunPath("all", task, label, 0).folder(tmp_path / "results")
             meta = json.loads((run / "meta.json").read_text())
             assert meta["status"] == "finished", (task, label)
             assert meta["steps"] == 6
@@ -144,7 +145,7 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
     assert "test/loss at base weights" in proc.stdout
     assert "tensorboard --logdir lightning_logs" in proc.stdout
     assert (
-        tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=0" / "steps.csv"
+        RunPath("test", "mlp_diabetes", "sgdo_g5", 0).folder(tmp_path / "results") / "steps.csv"
     ).is_file()
     assert "LeafSpec" not in proc.stderr  # Lightning's deprecated torch call, printed every run
     assert "litlogger" not in proc.stdout + proc.stderr  # Lightning's advertisement, every run
@@ -156,7 +157,9 @@ def test_sweep_prints_summary_and_rerun_skips_finished_runs(tmp_path: Path) -> N
     first = run_main(sweep, tmp_path, tmp_path)
     assert first.stdout.count("steps to 0.95 of the baseline's loss reduction") == 1
     assert "mlp_diabetes       sgdo_g5" in first.stdout and "n=2" in first.stdout
-    steps_csv = tmp_path / "results" / "test" / "mlp_diabetes" / "sgdo_g5" / "seed=1" / "steps.csv"
+    steps_csv = (
+        RunPath("test", "mlp_diabetes", "sgdo_g5", 1).folder(tmp_path / "results") / "steps.csv"
+    )
     written = steps_csv.stat().st_mtime_ns
     again = run_main(sweep, tmp_path, tmp_path)
     assert again.stdout.count("(already; force=true to re-run)") == 4

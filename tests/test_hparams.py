@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from tests.fake_data import write_housing, write_mnist
-from tests.runs import config, main_refuses
-from trainers.run import train
+from tests.launch import config, main_refuses
+from trainers.train import train
 
 
 def test_mlp_ca_v1_settings_compose_over_the_task(tmp_path: Path) -> None:

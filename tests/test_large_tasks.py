@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from tests.fake_data import write_cifar, write_mnli, write_qqp, write_shakespeare, write_sst2
-from tests.runs import config
-from trainers.run import optimizer_label, train
+from tests.launch import config
+from trainers.labels import run_folder
+from trainers.train import train
 
 BATCH_4 = ["task.sgd.batch_size=4", "task.adam.batch_size=4"]
 SMALL_GPT = ["task.model.n_layer=1", "task.model.n_embd=48", "task.model.n_head=2"]
@@ -48,7 +49,7 @@ def test_large_task_trains_two_steps_and_writes_results(
     cfg = config(tmp_path, [*overrides, *CASES[task]], experiment="large")
     summary = train(cfg)
     assert summary["status"] == "finished", summary
-    folder = tmp_path / "results" / "large" / task / optimizer_label(cfg) / "seed=0"
+    folder = run_folder(cfg)
     assert json.loads((folder / "meta.json").read_text())["steps"] == 2
     steps = pd.read_csv(folder / "steps.csv")
     assert list(steps["step"]) == [1, 2] and steps["loss_base"].notna().all()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.runs import config
-from trainers.run import claim_version, train
+from tests.launch import config
+from trainers.logs import claim_version
+from trainers.train import train
 
 ARGS = ["optimizer=sgdo", "max_steps=60"]
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 
-import trainers.run
-from tests.runs import config
+import trainers.train
+from tests.launch import config
 
 
 class TracedGrowth(pl.Callback):
@@ -37,17 +37,17 @@ def test_memory_does_not_grow_with_steps_and_one_checkpoint_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = TracedGrowth(after=300)
-    make_trainer = trainers.run.make_trainer
+    make_trainer = trainers.train.make_trainer
 
     def with_probe(*args: Any, **kwargs: Any) -> pl.Trainer:
         trainer = make_trainer(*args, **kwargs)
         trainer.callbacks.append(probe)
         return trainer
 
-    monkeypatch.setattr(trainers.run, "make_trainer", with_probe)
+    monkeypatch.setattr(trainers.train, "make_trainer", with_probe)
     monkeypatch.chdir(tmp_path)
     cfg = config(tmp_path, ["optimizer=sgdo", "max_steps=1500", "task.sgd.batch_size=16"])
-    summary = trainers.run.train(cfg)
+    summary = trainers.train.train(cfg)
     assert summary["status"] == "finished"
     folder = Path(summary["results"])
     assert len(pd.read_csv(folder / "steps.csv")) == 1500

@@ -13,8 +13,9 @@ import pytest
 
 from scripts.report import report
 from tests.fake_data import write_housing
-from tests.runs import config
-from trainers.run import optimizer_label, train
+from tests.launch import config
+from trainers.labels import optimizer_label
+from trainers.train import train
 
 STEPS = 460  # past the paper's 400-step window, so the threshold is computed, not empty
 BASES = ("sgd_momentum", "adamw")

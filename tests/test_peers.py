@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import main
-from tests.runs import config
-from trainers.run import optimizer_label, train
+from tests.launch import config
+from trainers.labels import run_folder
+from trainers.train import train
 
 STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights differ at the end
 
@@ -39,7 +40,7 @@ def run(
     cfg = config(tmp_path, [f"max_steps={STEPS}", *overrides])
     summary = train(cfg)
     assert summary["status"] == status, summary
-    return tmp_path / "results" / "peers" / "mlp_diabetes" / optimizer_label(cfg) / "seed=0"
+    return run_folder(cfg)
 
 
 @pytest.mark.parametrize("optimizer", main.choices("optimizer"))

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sysconfig
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from scripts.collect import load_runs
 from scripts.report import add_wall_clock
 from scripts.report import main as report_main
-from scripts.runs import load_runs
 from scripts.threshold import ci95, one_sample_p, steps_to_threshold, trailing_mean
-from trainers.results import RESULTS_VERSION
+from trainers.results import RESULTS_VERSION, RunPath
 
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = str(ROOT / "scripts" / "report.py")
 STEPS = np.arange(1, 101)
 
 
@@ -31,7 +34,7 @@ def write_run(
     test_loss: float = 1.0,
     steps_per_s: float = 100.0,
 ) -> None:
-    run = root / "task_a" / optimizer / f"seed={seed}"
+    run = RunPath(root.name, "task_a", optimizer, seed).folder(root.parent)
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
     meta = {"status": status, "steps_per_s": steps_per_s, "results_version": RESULTS_VERSION}
@@ -189,22 +192,38 @@ def test_report_folder_without_runs_exits_2_naming_it(
     assert not (tmp_path / "report").exists()
 
 
-def test_console_entry_point_is_the_report(results: Path, tmp_path: Path) -> None:
-    """``pip install -e .`` puts ``overshoot-report`` beside the interpreter; it runs report.py."""
-    exe = Path(sysconfig.get_path("scripts")) / "overshoot-report"
-    assert exe.is_file(), f"{exe} missing: pip install -e '.[report]'"
+def test_the_report_runs_as_a_command(results: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     args = [str(results), "--out", str(out), "--smoothing", "1", "--tensorboard", ""]
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, REPORT, *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "table1.md").stat().st_size > 0
+    report_main(
+        [str(results), "--out", str(tmp_path / "lib"), "--smoothing", "1", "--tensorboard", ""]
+    )
+    assert (out / "table1.md").read_text() == (tmp_path / "lib" / "table1.md").read_text()
     assert proc.stdout.rstrip().endswith(f"report: {out}")
-    bad = subprocess.run([exe, str(tmp_path / "nope")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, REPORT, str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert (
-        bad.stderr.strip()
-        == f"overshoot-report: error: results folder {tmp_path / 'nope'} does not exist"
+        bad.stderr.strip() == f"report.py: error: results folder {tmp_path / 'nope'} does not exist"
     )
+
+
+def test_the_package_ships_the_optimizers_alone(tmp_path: Path) -> None:
+    """``pip install .`` puts ``overshoot`` into site-packages and no harness folder beside it."""
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*pip, "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("overshoot-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"overshoot"}
 
 
 def test_the_multirun_summary_leaves_the_plotting_stack_out_of_training(tmp_path: Path) -> None:

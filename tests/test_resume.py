@@ -16,6 +16,7 @@ import torch
 
 import main
 from tests.fake_data import write_housing
+from trainers.results import RunPath
 
 MAIN = str(Path(main.__file__).resolve())
 ARGS = [
@@ -37,7 +38,7 @@ def start(cwd: Path, root: Path, experiment: str) -> subprocess.Popen[str]:
 
 
 def run_dir(cwd: Path, experiment: str) -> Path:
-    return cwd / "results" / experiment / "mlp_housing" / "sgdo_g5" / "seed=3"
+    return RunPath(experiment, "mlp_housing", "sgdo_g5", 3).folder(cwd / "results")
 
 
 def stop_after_checkpoint(proc: subprocess.Popen[str], ckpt: Path, sig: signal.Signals) -> None:

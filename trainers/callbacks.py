@@ -20,7 +20,7 @@ from trainers.base_weights import (
     state_to_device,
 )
 from trainers.module import TrainModule
-from trainers.results import STEP_FIELDS, RunResults
+from trainers.results import STEP_FIELDS, RunResults, Status
 from trainers.timing import Stopwatch
 
 
@@ -108,7 +108,7 @@ class StepRecorder(pl.Callback):
         self.base_loss = base_loss
         self.start = 0.0
         self.lr = 0.0
-        self.status = "finished"
+        self.status = Status.FINISHED
         self.diverged_at: int | None = None
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
         self.deployed: dict[str, torch.Tensor] = {}
@@ -169,7 +169,7 @@ class StepRecorder(pl.Callback):
         self.flush(trainer, reduce=False)
         stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
         self.results.close(
-            "interrupted" if stopped else "failed",
+            Status.INTERRUPTED if stopped else Status.FAILED,
             stopped_at_step=trainer.global_step,
             error=None if stopped else f"{type(exception).__name__}: {exception}",
         )
@@ -240,7 +240,7 @@ class StepRecorder(pl.Callback):
             row = {**info, **dict(zip(names, numbers, strict=True))}
             self.results.append("steps.csv", row, STEP_FIELDS)
             if self.diverged_at is None and not all(map(math.isfinite, numbers)):
-                self.status, self.diverged_at = "diverged", info["step"]
+                self.status, self.diverged_at = Status.DIVERGED, info["step"]
                 trainer.should_stop = True
         self.pending.clear()
         if trainer.logger is not None:

@@ -46,7 +46,8 @@ def last_checkpoint(directory: Path) -> Path:
 
 
 class EpochStartCheckpoint(pl.Callback):
-    """Writes ``path`` (overwritten: one checkpoint per run) at the start of every n-th epoch.
+    """Writes the run folder's ``checkpoints/last.ckpt`` (the trainer's ``default_root_dir``;
+    overwritten: one checkpoint per run) at the start of every n-th epoch; never at 0.
 
     At an epoch's start the previous epoch, its validation included, is complete and nothing of
     the new one has run: Lightning resumes such a checkpoint at exactly that point, the sampler
@@ -54,8 +55,7 @@ class EpochStartCheckpoint(pl.Callback):
     restored here, so a resumed run draws what the uninterrupted one draws.
     """
 
-    def __init__(self, path: Path, every_n_epochs: int = 1) -> None:
-        self.path = path
+    def __init__(self, every_n_epochs: int = 1) -> None:
         self.every_n_epochs = every_n_epochs
         self._rng: dict[str, Any] | None = None
         self._at_epoch_start = False  # marks the checkpoints this callback writes
@@ -64,9 +64,12 @@ class EpochStartCheckpoint(pl.Callback):
         if self._rng is not None:  # the first epoch after resuming: this is the saved point
             set_rng_states(self._rng)
             self._rng = None
-        elif trainer.current_epoch > 0 and trainer.current_epoch % self.every_n_epochs == 0:
+            return
+        epoch, every = trainer.current_epoch, self.every_n_epochs
+        if every and epoch > 0 and epoch % every == 0:
             self._at_epoch_start = True
-            trainer.save_checkpoint(self.path, weights_only=False)
+            path = last_checkpoint(Path(trainer.default_root_dir))
+            trainer.save_checkpoint(path, weights_only=False)
             self._at_epoch_start = False
 
     def on_save_checkpoint(

@@ -1,4 +1,6 @@
-"""Type checks on a composed config, cheap enough to run before anything heavy is imported."""
+"""The one validation pass over a composed config: main.py runs it on every configuration of a
+command before Hydra starts, and ``train`` on its own; cheap, with nothing heavy imported before
+the cheap checks, and never Lightning."""
 
 from __future__ import annotations
 
@@ -6,11 +8,28 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from data.root import check_present
+
 FAMILIES = ("sgd", "adam")  # every task config holds both hyperparameter sets
+# The run's ``precision``: "auto" is bf16-mixed on a CUDA GPU with bf16, else float32;
+# "high" is float64 (bit-reproducible); the others are Lightning's.
+PRECISIONS = (
+    *("high", "auto", "64-true", "32-true"),
+    *("16-mixed", "bf16-mixed", "16-true", "bf16-true"),
+)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ValueError naming the first bad setting and what is valid, or DataNotFoundError
+    naming the missing file; the checks that need no torch come first."""
+    check_types(cfg)
+    check_present(cfg.task.data, cfg.data.root, bool(cfg.data.download))
+    check_trainer(cfg)
+    check_optimizer(cfg)
 
 
 def check_types(cfg: DictConfig) -> None:
@@ -35,3 +54,39 @@ def check_types(cfg: DictConfig) -> None:
         raise ValueError(f"max_steps={cfg.max_steps!r}: expected a positive integer or null")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ValueError(f"seed={cfg.seed!r}: expected a non-negative integer")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision={cfg.precision!r}: valid values are {', '.join(PRECISIONS)}")
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    import torch
+
+    on_cpu = cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+    if str(cfg.trainer.strategy).startswith("ddp") and cfg.trainer.devices == "auto" and on_cpu:
+        raise ValueError(
+            "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
+        )
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...)."""
+    import torch
+
+    from trainers.optim import optimizer_factory
+
+    try:
+        optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+    except TypeError as e:  # e.g. a list where a number belongs: name the optimizer
+        raise ValueError(f"optimizer {cfg.optimizer.name} rejects its settings: {e}") from None
+
+
+def resolved_precision(precision: str, accelerator: str) -> str:
+    """Lightning's name for ``precision`` on ``accelerator``."""
+    if precision == "high":
+        return "64-true"
+    if precision != "auto":
+        return precision
+    import torch
+
+    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +79,12 @@ def _announce_compile(name: str, mode: str) -> None:
         name,
         mode,
     )
+
+
+def optimizer_factory(cfg: DictConfig) -> Any:
+    """``factory(params)`` builds the run's optimizer, on its fastest path (``cfg.fused``).
+
+    Lists and dicts arrive as Python ones (``_convert_``), so the optimizer state a checkpoint
+    stores (e.g. Adam's betas) loads with ``torch.load(weights_only=True)`` when resuming.
+    """
+    return fastest(instantiate(cfg.optimizer.factory, _convert_="all"), bool(cfg.fused))

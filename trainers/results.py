@@ -1,4 +1,6 @@
-"""The per-run results folder: config.yaml, meta.json, steps.csv, evals.csv, written atomically.
+"""The results folder, the one boundary between training and scripts: where each run's folder is
+(``<results_dir>/<experiment>/<task>/<optimizer>/seed=<s>/``), what its status can be, and its
+files (config.yaml, meta.json, steps.csv, evals.csv), written atomically.
 
 Rows are streamed to ``<name>.part`` files as they come (nothing accumulates in memory) and
 renamed into place when the run ends, so a reader never sees a half-written file. A resumed run
@@ -11,6 +13,9 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +25,60 @@ STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_tim
 # deployed weights before the update (1, unrecorded: after it for Overshoot, before for the rest).
 # Runs of another version are never resumed, skipped as done or mixed into a report with these.
 RESULTS_VERSION = 2
+
+SEED_PREFIX = "seed="
+
+
+class Status(StrEnum):
+    """A run's ``meta.json`` status. Finished and diverged runs have ended and enter reports;
+    the others resume when their command is run again."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+# A tuple, not a set: members compare equal to their strings but do not hash like them.
+ENDED = (Status.FINISHED, Status.DIVERGED)
+
+
+@dataclass(frozen=True)
+class RunPath:
+    """Where one run's folder is: experiment / task / optimizer label / seed."""
+
+    experiment: str
+    task: str
+    optimizer: str
+    seed: int
+
+    def folder(self, results_dir: Path | str) -> Path:
+        return (
+            Path(results_dir)
+            / self.experiment
+            / self.task
+            / self.optimizer
+            / f"{SEED_PREFIX}{self.seed}"
+        )
+
+    @classmethod
+    def parse(cls, folder: Path) -> RunPath:
+        """The run whose folder is ``folder`` (a path that ``folder()`` built)."""
+        seed = folder.name.removeprefix(SEED_PREFIX)
+        if seed == folder.name or not seed.isdigit() or len(folder.parts) < 4:
+            raise ValueError(f"{folder} is not a run folder (.../<task>/<optimizer>/seed=<s>)")
+        return cls(
+            folder.parent.parent.parent.name,
+            folder.parent.parent.name,
+            folder.parent.name,
+            int(seed),
+        )
+
+
+def run_folders(root: Path) -> Iterator[Path]:
+    """Every run folder under ``root`` (a results_dir or one experiment in it), sorted."""
+    return (p for p in sorted(root.glob(f"**/{SEED_PREFIX}*")) if p.is_dir())
 
 
 def stale(meta: dict[str, Any]) -> str | None:
@@ -71,7 +130,7 @@ class RunResults:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / "config.yaml", config_yaml)
-        self.update_meta(status="running", results_version=RESULTS_VERSION, **meta)
+        self.update_meta(status=Status.RUNNING, results_version=RESULTS_VERSION, **meta)
 
     def update_meta(self, **values: Any) -> None:
         if not self.write:
@@ -96,7 +155,7 @@ class RunResults:
             os.replace(part.with_suffix(".tmp"), part)
             self._files[part.name.removesuffix(".part")] = opened
         resumes = [*self.meta.get("resumed_at_steps", []), step]
-        self.update_meta(status="running", resumed_at_steps=resumes, **meta)
+        self.update_meta(status=Status.RUNNING, resumed_at_steps=resumes, **meta)
 
     def append(self, name: str, row: dict[str, Any], fields: list[str]) -> None:
         if not self.write:
@@ -110,14 +169,14 @@ class RunResults:
         for f, _ in self._files.values():
             f.flush()
 
-    def close(self, status: str, **meta: Any) -> None:
+    def close(self, status: Status, **meta: Any) -> None:
         """End without finishing: the ``.part`` files stay for a resumed run."""
         for f, _ in self._files.values():
             f.close()
         self._files.clear()
         self.update_meta(status=status, **meta)
 
-    def finish(self, status: str, **meta: Any) -> None:
+    def finish(self, status: Status, **meta: Any) -> None:
         if not self.write:
             return
         for name, (f, _) in self._files.items():

@@ -1,15 +1,14 @@
-"""Read a results tree (``<dir>/<task>/<optimizer>/seed=<s>/``) into tables; read-only."""
+"""Collect a results tree (one experiment, or a results_dir) into tables; read-only."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from trainers.results import stale
+from trainers.results import ENDED, RunPath, Status, read_meta, run_folders, stale
 
 
 @dataclass
@@ -29,29 +28,32 @@ def _family(run: Path) -> str:
 def load_runs(root: Path) -> Runs:
     """Finished and diverged runs with their curves; anything else is listed in ``problems``."""
     rows, curves, problems = [], {}, []
-    for meta_path in sorted(root.glob("**/seed=*/meta.json")):
-        run = meta_path.parent
-        task, optimizer, seed = run.parent.parent.name, run.parent.name, int(run.name[5:])
-        meta = json.loads(meta_path.read_text())
+    for run in run_folders(root):
+        where = run.relative_to(root)
+        meta = read_meta(run)
+        if meta is None:
+            problems.append(f"{where}: no meta.json, left out")
+            continue
+        path = RunPath.parse(run)
         status = meta.get("status", "unknown")
         steps_csv = run / "steps.csv"
-        if status in ("finished", "diverged") and stale(meta):
-            problems.append(f"{run.relative_to(root)}: {stale(meta)}, left out")
+        if status in ENDED and stale(meta):
+            problems.append(f"{where}: {stale(meta)}, left out")
             continue
-        if status not in ("finished", "diverged") or not steps_csv.is_file():
-            problems.append(f"{run.relative_to(root)}: status {status}, left out")
+        if status not in ENDED or not steps_csv.is_file():
+            problems.append(f"{where}: status {status}, left out")
             continue
         steps = pd.read_csv(steps_csv)
-        curves[(task, optimizer, seed)] = steps.set_index("step")["loss_base"]
+        curves[(path.task, path.optimizer, path.seed)] = steps.set_index("step")["loss_base"]
         evals = pd.read_csv(run / "evals.csv") if (run / "evals.csv").is_file() else None
         test = evals[evals["stage"] == "test"] if evals is not None else pd.DataFrame()
         rows.append(
             {
-                "task": task,
+                "task": path.task,
                 "family": _family(run),
-                "optimizer": optimizer,
-                "seed": seed,
-                "status": status,
+                "optimizer": path.optimizer,
+                "seed": path.seed,
+                "status": str(Status(status)),
                 "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
                 "steps_per_s": meta.get("steps_per_s"),
                 "test_loss": float(test["loss"].iloc[-1]) if len(test) else float("nan"),
@@ -62,9 +64,6 @@ def load_runs(root: Path) -> Runs:
                 ),
             }
         )
-    for dirpath in sorted(root.glob("**/seed=*")):
-        if dirpath.is_dir() and not (dirpath / "meta.json").is_file():
-            problems.append(f"{dirpath.relative_to(root)}: no meta.json, left out")
     columns = [
         "task",
         "family",

@@ -1,0 +1,51 @@
+"""The Lightning trainer of one run: trainer config, callbacks from their config group, the run's
+precision and logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
+
+from trainers.checks import resolved_precision
+from trainers.logs import make_logger
+
+
+def make_trainer(
+    cfg: DictConfig,
+    directory: Path,
+    recorder: pl.Callback,
+    steps: int,
+    epochs: int,
+    version: int | None,
+) -> pl.Trainer:
+    """``recorder`` writes the results folder ``directory`` (Lightning's root folder, where the
+    checkpoint callback writes); ``version`` continues the logger's folder of a resumed run."""
+    trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    return pl.Trainer(
+        **trainer_cfg,
+        precision=resolved_precision(str(cfg.precision), str(trainer_cfg["accelerator"])),  # type: ignore[arg-type]
+        max_steps=steps,
+        max_epochs=epochs,
+        accumulate_grad_batches=int(cfg.task.get("accumulate", 1)),
+        logger=make_logger(cfg, version),
+        callbacks=[*make_callbacks(cfg), recorder],
+        default_root_dir=str(directory),
+        enable_checkpointing=False,  # the checkpoint callback of configs/callbacks writes them
+        use_distributed_sampler=False,  # the datamodule's sampler gives each rank its slice
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
+def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """Every callback of ``cfg.callbacks`` (null entries switched off); a progress bar only
+    where the trainer shows one."""
+    made = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.enable_progress_bar:
+        made = [c for c in made if not isinstance(c, ProgressBar)]
+    return made
