@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
-from overshoot.compiled import Kernel, check_fused, check_fused_flags, scalars
+from overshoot.compiled import check_fused, check_fused_flags
 
 __all__ = ["SGDO", "sgdo"]
 
@@ -128,25 +128,6 @@ def _multi_tensor_sgdo(
             torch._foreach_add_(ps, ms, alpha=-c * r)
 
 
-def _sgdo_kernel(
-    params: list[Tensor],
-    grads: list[Tensor],
-    bufs: list[Tensor],
-    mu: Tensor,
-    c: Tensor,
-    cr: Tensor,
-    weight_decay: Tensor,
-    maximize: bool,
-) -> None:
-    for p, g, m in zip(params, grads, bufs, strict=True):
-        d = (g.neg() if maximize else g) + weight_decay * p
-        m.mul_(mu).add_(d)
-        p.sub_(c * d + cr * m)
-
-
-_SGDO_KERNEL = Kernel(_sgdo_kernel)
-
-
 def _fused_sgdo(
     params: list[Tensor],
     grads: list[Tensor],
@@ -168,13 +149,14 @@ def _fused_sgdo(
     buffer keeps its scale α in ``scales`` (1 on the other paths, which rescale once on entry).
     The first step, γ = 0 and γ = μ at a constant rate keep α = 1 and are exactly torch's fused
     SGD / Nesterov calls, bit for bit. A step with r ≤ 0 (the rate cut by more than ~8 % at
-    once) runs the compiled SGDO kernel instead and returns the buffer to α = 1.
+    once, e.g. the last steps of a cosine schedule) is the foreach step on the buffer brought
+    back to α = 1: rare, so a compiled kernel would cost far more to build than it saves.
     """
     buckets: dict[tuple[Any, ...], list[int]] = {}
     for i, p in enumerate(params):
         key = (p.device, p.dtype, prevs[i], bufs[i] is None, scales[i])
         buckets.setdefault(key, []).append(i)
-    for (_, dtype, prev, first, alpha), idx in buckets.items():
+    for (_, _, prev, first, alpha), idx in buckets.items():
         mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
@@ -193,8 +175,18 @@ def _fused_sgdo(
             alpha_new = math.sqrt(r * alpha / mu)
             step, nesterov, mom, dampening = c, True, mu * alpha_new / alpha, 1.0 - alpha_new
         else:
-            coefs = scalars(dtype, mu / alpha, c, c * r, weight_decay)
-            _SGDO_KERNEL(ps, gs, ms, *coefs, maximize)
+            torch._foreach_div_(ms, alpha)
+            _multi_tensor_sgdo(
+                ps,
+                gs,
+                cast(list[Tensor | None], ms),
+                [prev] * len(idx),
+                lr=lr,
+                momentum=momentum,
+                overshoot=overshoot,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            )
             for i in idx:
                 scales[i] = 1.0
             continue

@@ -90,7 +90,7 @@ def test_exact_when_lr_and_gamma_change_between_steps(fused: bool) -> None:
     """A reference-style move_to_base with the current lr would be off after every change.
 
     Fused, the cuts to a third and to 0 are steps the scaled torch kernel cannot take (r ≤ 0):
-    the compiled kernel takes them and returns the buffer's scale to 1.
+    the foreach step takes them and returns the buffer's scale to 1.
     """
     data = make_data(torch.float64)
     ref_model, eff_model = copies(make_mlp(torch.float64), 2)
