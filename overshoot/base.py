@@ -24,6 +24,7 @@ class OvershootOptimizer(Optimizer):
     """A torch optimizer whose parameters hold the overshot weights θ′ between steps."""
 
     _at_base: bool = False
+    _exact_shift: bool = False  # True where shifting there and back is exact (no copy needed)
 
     @property
     def at_base(self) -> bool:
@@ -61,16 +62,28 @@ class OvershootOptimizer(Optimizer):
         self._at_base = False
 
     @contextmanager
-    def base_weights(self) -> Iterator[None]:
-        """Hold the base weights inside the block; re-entrant, so nested uses are safe."""
+    def base_weights(self, exact: bool = False) -> Iterator[None]:
+        """Hold the base weights inside the block; re-entrant, so nested uses are safe.
+
+        Leaving the block shifts back to θ′, which rounds (θ′ + δ − δ). ``exact`` restores θ′ bit
+        for bit from a copy taken on entry instead (one temporary copy of the parameters, and no
+        shift back), so evaluating between steps leaves training untouched.
+        """
         if self._at_base:
             yield
             return
+        params = [p for group in self.param_groups for p in group["params"]]
+        held = [p.detach().clone() for p in params] if exact and not self._exact_shift else None
         self.move_to_base()
         try:
             yield
         finally:
-            self.move_to_overshoot()
+            if held is None:
+                self.move_to_overshoot()
+            else:
+                with torch.no_grad():
+                    torch._foreach_copy_(params, held)
+                self._at_base = False
 
     def _check_can_step(self) -> None:
         if self._at_base:

@@ -35,6 +35,8 @@ class TwoModelOvershoot(OvershootOptimizer, WrappingOptimizer):
     momentum=0.9)``. LR schedulers attached to this object drive the base optimizer.
     """
 
+    _exact_shift = True  # the two copies swap
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -2,8 +2,9 @@
 
 Both sides build the model, data, batch size, optimizer and cosine schedule from the same Hydra
 config and train ``--steps`` steps with a validation pass at every epoch end. The plain loop and
-a stock LightningModule (what Lightning itself costs, with no harness around it) run in this
-process; main.py runs as users run it (a subprocess), and its speed is read from the per-step
+a stock LightningModule (what Lightning itself costs, with no harness around it; once more with
+the base-weights forward a user would add) run in this process; main.py runs as users run it
+(a subprocess), and its speed is read from the per-step
 wall times it writes, over the same step range as the loop's. The variants run interleaved
 ``--repeats`` times and the medians are compared, because a shared CPU's speed drifts between
 runs by more than the effect measured. ``--device cuda`` runs all three on the GPU in float32,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the configs' _target_ modules
 
+from trainers.optim import optimizer_factory  # noqa: E402 - found through ROOT on sys.path
+
 
 def build(overrides: list[str], steps: int, device: str) -> tuple[Any, TaskModel, Any, Any]:
     """Datamodule, model, optimizer and cosine schedule of the config, as main.py builds them."""
@@ -49,7 +52,7 @@ def build(overrides: list[str], steps: int, device: str) -> tuple[Any, TaskModel
     data.setup()
     data.move_to(device)
     model: TaskModel = instantiate(cfg.task.model).to(device)
-    opt = instantiate(cfg.optimizer.factory)(model.parameters())
+    opt = optimizer_factory(cfg)(model.parameters())  # the fastest path, as main.py runs it
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps + 1)
     return data, model, opt, sched
 
@@ -87,16 +90,26 @@ def plain_loop(overrides: list[str], steps: int, skip: int, device: str) -> floa
 
 
 class Stock(pl.LightningModule):
-    """A stock LightningModule doing the same work: what Lightning itself costs per step."""
+    """A stock LightningModule doing the same work: what Lightning itself costs per step.
 
-    def __init__(self, model: TaskModel, opt: Any, sched: Any, skip: int, steps: int):
+    ``base_forward`` adds the paper's measurement as a user would write it: a no-grad forward at
+    the base weights before each step, for an optimizer that holds other weights.
+    """
+
+    def __init__(
+        self, model: TaskModel, opt: Any, sched: Any, skip: int, steps: int, base_forward: bool
+    ):
         super().__init__()
         self.model, self.opt, self.sched = model, opt, sched
         self.skip, self.steps = skip, steps
+        self.base_weights = getattr(opt, "base_weights", None) if base_forward else None
         self.times: dict[int, float] = {}
         self.losses: list[torch.Tensor] = []
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        if self.base_weights is not None:
+            with torch.no_grad(), self.base_weights():
+                self.losses.append(self.model.loss(self.model(batch[0]), batch[1]))
         loss = self.model.loss(self.model(batch[0]), batch[1])
         self.losses.append(loss.detach())
         return loss
@@ -113,10 +126,12 @@ class Stock(pl.LightningModule):
         return {"optimizer": self.opt, "lr_scheduler": schedule}
 
 
-def stock_lightning(overrides: list[str], steps: int, skip: int, device: str) -> float:
+def stock_lightning(
+    overrides: list[str], steps: int, skip: int, device: str, base_forward: bool
+) -> float:
     """Steps/s of the same loop run by a stock LightningModule and Trainer."""
     data, model, opt, sched = build(overrides, steps, device)
-    module = Stock(model, opt, sched, skip, steps)
+    module = Stock(model, opt, sched, skip, steps, base_forward)
     trainer = pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
@@ -170,28 +185,35 @@ def main() -> None:
     trainer = ["trainer=gpu", "precision=32-true"] if args.device == "cuda" else ["trainer=cpu"]
     overrides = [f"task={args.task}", f"optimizer={args.optimizer}", *trainer]
     steps, skip, device = args.steps, args.skip, args.device
-    runs: dict[str, list[float]] = {"plain": [], "stock": [], "lean": [], "full": []}
+    runs: dict[str, list[float]] = {k: [] for k in ("plain", "stock", "lean", "stock_base", "full")}
     for _ in range(args.repeats):
         runs["plain"].append(plain_loop(overrides, steps, skip, device))
-        runs["stock"].append(stock_lightning(overrides, steps, skip, device))
+        runs["stock"].append(stock_lightning(overrides, steps, skip, device, base_forward=False))
         runs["lean"].append(harness(overrides, steps, skip, base_loss=False))
+        runs["stock_base"].append(stock_lightning(overrides, steps, skip, device, True))
         runs["full"].append(harness(overrides, steps, skip, base_loss=True))
     plain = statistics.median(runs["plain"])
     where = (
         torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
     )
     print(f"{args.task} / {args.optimizer}, {steps} steps, {where}, median of {args.repeats}")
-    print(f"{'':34} {'steps/s':>8} {'ratio':>6}  {'range':>11}")
+    print(f"{'':42} {'steps/s':>8} {'ratio':>6}  {'range':>11}  {'/ stock':>7}")
     labels = {
         "plain": "plain PyTorch loop",
         "stock": "stock LightningModule + Trainer",
         "lean": "main.py, no base-weights loss",
+        "stock_base": "stock LightningModule + base-weights loss",
         "full": "main.py, loss at base weights",
     }
+    medians = {key: statistics.median(runs[key]) for key in labels}
+    stock_of = {"lean": "stock", "full": "stock_base"}  # main.py against the same work
     for key, label in labels.items():
-        median = statistics.median(runs[key])
         low, high = min(runs[key]), max(runs[key])
-        print(f"{label:34} {median:8.0f} {median / plain:6.2f}  {low:5.0f}-{high:<5.0f}")
+        vs = f"{medians[key] / medians[stock_of[key]]:7.2f}" if key in stock_of else ""
+        line = (
+            f"{label:42} {medians[key]:8.0f} {medians[key] / plain:6.2f}  {low:5.0f}-{high:<5.0f}"
+        )
+        print(f"{line}  {vs}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,27 @@ def test_move_to_base_then_back_is_identity(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_exact_base_weights_restore_the_held_weights_bit_for_bit(kind: str) -> None:
+    """Inside, the same base weights as a plain block; after, θ′ exactly and training goes on
+    as if nothing happened (the plain block rounds: θ′ + δ − δ)."""
+    data = make_data(torch.float32)
+    model, twin, plain = copies(make_mlp(torch.float32), 3)
+    opts = [FACTORIES[kind](m) for m in (model, twin, plain)]
+    for m, o in zip((model, twin, plain), opts, strict=True):
+        train(m, o, 5, data)
+    held = params_of(model)
+    with opts[0].base_weights(exact=True), opts[2].base_weights():
+        assert all(
+            torch.equal(p, q) for p, q in zip(params_of(model), params_of(plain), strict=True)
+        )
+    assert all(torch.equal(p, h) for p, h in zip(model.parameters(), held, strict=True))
+    assert not opts[0].at_base
+    train(model, opts[0], 5, data, start=5)
+    train(twin, opts[1], 5, data, start=5)  # never left θ′
+    assert all(torch.equal(p, q) for p, q in zip(params_of(model), params_of(twin), strict=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_misuse_raises_clear_errors(kind: str) -> None:
     model = make_mlp()
     opt = FACTORIES[kind](model)

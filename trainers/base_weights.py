@@ -68,18 +68,22 @@ def deployed_weights(opt: torch.optim.Optimizer | None, module: torch.nn.Module)
     """Hold the deployable weights inside the block, then restore the training ones bit for bit.
 
     A switch and its inverse are the identity only up to rounding (θ′ − γu + γu, a lerp and its
-    inverse); restoring a snapshot keeps training unperturbed by evaluation (one temporary copy
-    of the parameters).
+    inverse); restoring a copy keeps training unperturbed by evaluation (one temporary copy of
+    the parameters). Overshoot optimizers restore their own copy and skip the shift back.
     """
+    if isinstance(opt, OvershootOptimizer):
+        with opt.base_weights(exact=True):
+            yield
+        return
     switch = deploy_switch(opt)
     if switch is None:
         yield
         return
-    snapshot = [p.detach().clone() for p in module.parameters()]
+    params = list(module.parameters())
+    snapshot = [p.detach().clone() for p in params]
     try:
         with switch:
             yield
     finally:
         with torch.no_grad():
-            for p, saved in zip(module.parameters(), snapshot, strict=True):
-                p.copy_(saved)
+            torch._foreach_copy_(params, snapshot)
