@@ -139,7 +139,9 @@ class GLUEDataModule(TensorDataModule):
         train, dev = glue_files(resolve_root(self.root), self.task_name)
         tok = gpt2_tokenizer(self.download)
         if tok is None:
-            print(f"{self.task_name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr)
+            print(
+                f"{self.task_name}: GPT-2 tokenizer unavailable, using UTF-8 bytes", file=sys.stderr
+            )
         x_tr, y_tr = self.rows(train)
         x_dev, y_dev = self.rows(dev)
         half = len(x_dev) // 2

@@ -17,7 +17,13 @@ from trainers.labels import uses_overshoot
 from trainers.results import ENDED, read_meta, stale
 
 # Keys that may differ between a run and its re-launch (where it runs, not what it computes).
-RELAUNCH_KEYS = ("force", "results_dir", "data.root", "data.download", "trainer.enable_progress_bar")
+RELAUNCH_KEYS = (
+    "force",
+    "results_dir",
+    "data.root",
+    "data.download",
+    "trainer.enable_progress_bar",
+)
 
 
 @contextmanager
