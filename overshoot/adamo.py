@@ -347,6 +347,10 @@ class AdamO(OvershootOptimizer):
         )
         super().__init__(params, defaults)
 
+    @property
+    def compiles(self) -> bool:
+        return any(group.get("fused") for group in self.param_groups)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one AdamO step with the gradients currently in ``p.grad`` (taken at θ′)."""

@@ -27,6 +27,12 @@ class OvershootOptimizer(Optimizer):
     _exact_shift: bool = False  # True where shifting there and back is exact (no copy needed)
 
     @property
+    def compiles(self) -> bool:
+        """Whether a step may run a kernel that ``torch.compile`` builds (on the CPU, Inductor
+        needs a C++ compiler for it)."""
+        return False
+
+    @property
     def at_base(self) -> bool:
         """True while the parameters hold the base weights θ."""
         return self._at_base

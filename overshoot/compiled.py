@@ -1,8 +1,8 @@
 """The fused paths' elementwise kernels, compiled once per process with ``torch.compile``.
 
 torch's fused kernels cannot express AdamO's update in one pass (a gradient term divided by Adam's
-denominator), nor an SGDO step that cuts the rate sharply, nor the wrapper's shifts, and composing
-them with an extra pass costs ~60 % more memory traffic. So each kernel is written as plain tensor
+denominator), nor the wrapper's shifts, and composing them with an extra pass costs ~60 % more
+memory traffic. So each kernel is written as plain tensor
 code over the parameter list and Inductor fuses it into one loop per tensor: C++ with OpenMP on the
 CPU, Triton on CUDA. Every coefficient that a schedule or a change of γ moves is a 0-d CPU tensor,
 never a Python float, so a new value never recompiles. Shapes are static: one compilation per

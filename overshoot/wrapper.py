@@ -54,6 +54,10 @@ class Overshoot(OvershootOptimizer, WrappingOptimizer):
         self._fused = bool(fused)
         super().__init__(optimizer, {"overshoot": overshoot})
 
+    @property
+    def compiles(self) -> bool:
+        return self._fused
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Step the inner optimizer at the base weights with the gradients taken at θ′."""

@@ -122,3 +122,23 @@ def test_a_folder_written_when_the_trainer_held_precision_still_matches(tmp_path
     stored["precision"] = "high"
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(stored))
     assert config_change(folder, cfg) == "precision: '64-true' there, '32-true' now"
+
+
+def test_a_compiled_fused_path_without_a_cpp_compiler_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the CPU, torch.compile needs a C++ compiler: say so before the run, and how to avoid
+    it, instead of failing inside Inductor at AdamO's first overshoot step."""
+    import torch._inductor.config as inductor
+
+    missing = str(tmp_path / "no-g++")
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, missing))
+    with pytest.raises(ValueError) as refused:
+        validate(config(tmp_path, ["optimizer=adamo"]))
+    assert str(refused.value) == (
+        "optimizer adamo with fused=true compiles its kernel, and torch.compile finds no C++ "
+        "compiler here (No working C++ compiler found in torch._inductor.config.cpp.cxx: "
+        f"(None, '{missing}')); install one or pass fused=false"
+    )
+    validate(config(tmp_path, ["optimizer=adamo", "fused=false"]))  # foreach: nothing to compile
+    validate(config(tmp_path, ["optimizer=sgdo"]))  # SGDO's fused path compiles nothing

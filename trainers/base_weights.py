@@ -79,7 +79,7 @@ def deployed_weights(opt: torch.optim.Optimizer | None, module: torch.nn.Module)
     if switch is None:
         yield
         return
-    params = list(module.parameters())
+    params: list[torch.Tensor] = list(module.parameters())
     snapshot = [p.detach().clone() for p in params]
     try:
         with switch:

@@ -58,26 +58,46 @@ def check_types(cfg: DictConfig) -> None:
         raise ValueError(f"precision={cfg.precision!r}: valid values are {', '.join(PRECISIONS)}")
 
 
-def check_trainer(cfg: DictConfig) -> None:
+def on_cpu(cfg: DictConfig) -> bool:
     import torch
 
-    on_cpu = cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
-    if str(cfg.trainer.strategy).startswith("ddp") and cfg.trainer.devices == "auto" and on_cpu:
+    return cfg.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    if (
+        str(cfg.trainer.strategy).startswith("ddp")
+        and cfg.trainer.devices == "auto"
+        and on_cpu(cfg)
+    ):
         raise ValueError(
             "trainer=ddp on the CPU would run one process: set how many with trainer.devices=N"
         )
 
 
 def check_optimizer(cfg: DictConfig) -> None:
-    """The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...)."""
+    """The optimizer checks its own hyperparameters (lr < 0, momentum 0 with γ > 0, ...); a fused
+    path that torch.compile builds needs a C++ compiler on the CPU, checked here, not mid-run."""
     import torch
 
     from trainers.optim import optimizer_factory
 
     try:
-        optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+        opt = optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
     except TypeError as e:  # e.g. a list where a number belongs: name the optimizer
         raise ValueError(f"optimizer {cfg.optimizer.name} rejects its settings: {e}") from None
+    if getattr(opt, "compiles", False) and on_cpu(cfg):
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except RuntimeError as e:
+            reason = str(e).splitlines()[0]
+            raise ValueError(
+                f"optimizer {cfg.optimizer.name} with fused=true compiles its kernel, and "
+                f"torch.compile finds no C++ compiler here ({reason}); install one or pass "
+                "fused=false"
+            ) from None
 
 
 def resolved_precision(precision: str, accelerator: str) -> str:
