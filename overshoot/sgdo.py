@@ -19,6 +19,7 @@ may change between steps too. Checks that hold bit for bit on CPU:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -152,6 +153,9 @@ def _fused_sgdo(
     once, e.g. the last steps of a cosine schedule) is the foreach step on the buffer brought
     back to α = 1: rare, so a compiled kernel would cost far more to build than it saves.
     """
+    foreach_step = functools.partial(
+        _multi_tensor_sgdo, lr=lr, momentum=momentum, overshoot=overshoot, weight_decay=weight_decay
+    )
     buckets: dict[tuple[Any, ...], list[int]] = {}
     for i, p in enumerate(params):
         key = (p.device, p.dtype, prevs[i], bufs[i] is None, scales[i])
@@ -176,17 +180,7 @@ def _fused_sgdo(
             step, nesterov, mom, dampening = c, True, mu * alpha_new / alpha, 1.0 - alpha_new
         else:
             torch._foreach_div_(ms, alpha)
-            _multi_tensor_sgdo(
-                ps,
-                gs,
-                cast(list[Tensor | None], ms),
-                [prev] * len(idx),
-                lr=lr,
-                momentum=momentum,
-                overshoot=overshoot,
-                weight_decay=weight_decay,
-                maximize=maximize,
-            )
+            foreach_step(ps, gs, list[Tensor | None](ms), [prev] * len(idx), maximize=maximize)
             for i in idx:
                 scales[i] = 1.0
             continue

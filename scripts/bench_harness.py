@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the configs' _target_ modules
 
 from trainers.optim import optimizer_factory  # noqa: E402 - found through ROOT on sys.path
+from trainers.results import run_folders  # noqa: E402
 
 
 def build(overrides: list[str], steps: int, device: str) -> tuple[Any, TaskModel, Any, Any]:
@@ -168,7 +169,8 @@ def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> flo
                 "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             },
         )
-        (csv,) = Path(tmp).glob("bench_harness/*/*/*/steps.csv")
+        (run,) = run_folders(Path(tmp) / "bench_harness")
+        csv = run / "steps.csv"
         wall = pd.read_csv(csv).set_index("step")["wall_time"]
         return (steps - skip) / (wall[steps] - wall[skip])
 

@@ -37,6 +37,7 @@ from scripts.threshold import (
     steps_to_threshold,
     trailing_mean,
 )
+from trainers.results import Status
 
 # Table 1 compares against the better of these per family (paper: CM/NAG and Adam/NAdam).
 COMPARATORS = {"sgd": ["sgd_momentum", "sgd_nesterov"], "adam": ["adamw", "adam", "nadam"]}
@@ -102,7 +103,7 @@ def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
     and evaluation are timed apart (meta.json), so ``step_time_ratio`` compares optimizer steps
     at their real cost. ``time_savings`` compares steps x seconds per step with the baseline's.
     """
-    done = runs.index[runs.index["status"] == "finished"]
+    done = runs.index[runs.index["status"] == Status.FINISHED]
     per_step = (1.0 / done["steps_per_s"]).groupby([done["task"], done["optimizer"]]).mean()
     out = table.merge(
         per_step.rename("s_per_step").reset_index(), on=["task", "optimizer"], how="left"
@@ -136,7 +137,7 @@ def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: P
         starts: list[float] = []
         for opt in column_order(fam):
             runs_of = fam[fam["optimizer"] == opt]
-            done = runs_of[runs_of["status"] == "finished"]
+            done = runs_of[runs_of["status"] == Status.FINISHED]
             label = f"{opt} (n={len(done)}"
             label += f", {len(runs_of) - len(done)} diverged)" if len(done) < len(runs_of) else ")"
             if done.empty:

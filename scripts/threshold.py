@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from scripts.collect import Runs
+from trainers.results import Status
 
 DEFAULT_BASELINES = {"sgd": "sgd_momentum", "adam": "adamw"}
 WINDOW = 400
@@ -104,7 +105,7 @@ def steps_to_threshold(
             opt: trailing_mean(
                 seed_mean(runs.curves[(task, opt, int(s))] for s in g["seed"]).to_numpy(), window
             )
-            for opt, g in fam[fam["status"] == "finished"].groupby("optimizer")
+            for opt, g in fam[fam["status"] == Status.FINISHED].groupby("optimizer")
         }
         ref = means.get(baseline, np.empty(0)) if baseline else np.empty(0)
         for fraction in fractions:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-from trainers.labels import run_folder
-from trainers.relaunch import config_change
-from trainers.results import RunPath, run_folders
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -52,32 +46,3 @@ def test_paper_v1_is_the_papers_grid_with_its_settings() -> None:
     assert str(params.optimizer).split(",") == [
         *("sgd_momentum", "sgd_nesterov", "sgdo", "adamw", "nadam", "adamo")
     ]
-
-
-COMMITTED = [e for e in ("paper_cpu", "paper_v1") if (CONFIGS.parent / "results" / e).is_dir()]
-
-
-@pytest.mark.parametrize("experiment", COMMITTED)
-def test_committed_results_are_the_runs_their_commands_compose(experiment: str) -> None:
-    """Re-running an experiment's command finds each committed run as the same run (skipped as
-    done), not one with other settings: the results format and the settings stay comparable."""
-    folders = list(run_folders(CONFIGS.parent / "results" / experiment))
-    assert folders
-    composed: dict[tuple[str, str], DictConfig] = {}
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        for folder in folders:
-            run = RunPath.parse(folder)
-            if (run.task, run.optimizer) not in composed:  # seeds differ in the seed alone
-                label = re.fullmatch(r"(.+)_g([\d.]+)", run.optimizer)
-                optimizer = (
-                    [f"optimizer={label[1]}", f"optimizer.overshoot={label[2]}"]
-                    if label
-                    else [f"optimizer={run.optimizer}"]
-                )
-                where = f"results_dir={CONFIGS.parent / 'results'}"
-                given = [f"experiment={experiment}", f"task={run.task}", where, *optimizer]
-                composed[(run.task, run.optimizer)] = compose("config", given)
-            cfg = composed[(run.task, run.optimizer)]
-            cfg.seed = run.seed
-            assert run_folder(cfg) == folder
-            assert config_change(folder, cfg) is None, folder

@@ -20,6 +20,7 @@ from trainers.checks import PRECISIONS, resolved_precision, validate
 from trainers.labels import run_folder
 from trainers.relaunch import config_change
 from trainers.results import ENDED, RunPath, Status, run_folders
+from trainers.train import train
 from trainers.trainer import make_callbacks
 
 
@@ -124,21 +125,31 @@ def test_a_folder_written_when_the_trainer_held_precision_still_matches(tmp_path
     assert config_change(folder, cfg) == "precision: '64-true' there, '32-true' now"
 
 
-def test_a_compiled_fused_path_without_a_cpp_compiler_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_compiled_fused_path_without_a_cpp_compiler_is_refused(tmp_path: Path) -> None:
     """On the CPU, torch.compile needs a C++ compiler: say so before the run, and how to avoid
     it, instead of failing inside Inductor at AdamO's first overshoot step."""
     import torch._inductor.config as inductor
 
     missing = str(tmp_path / "no-g++")
-    monkeypatch.setattr(inductor.cpp, "cxx", (None, missing))
-    with pytest.raises(ValueError) as refused:
+    with inductor.patch({"cpp.cxx": (None, missing)}), pytest.raises(ValueError) as refused:
         validate(config(tmp_path, ["optimizer=adamo"]))
     assert str(refused.value) == (
         "optimizer adamo with fused=true compiles its kernel, and torch.compile finds no C++ "
         "compiler here (No working C++ compiler found in torch._inductor.config.cpp.cxx: "
         f"(None, '{missing}')); install one or pass fused=false"
     )
-    validate(config(tmp_path, ["optimizer=adamo", "fused=false"]))  # foreach: nothing to compile
-    validate(config(tmp_path, ["optimizer=sgdo"]))  # SGDO's fused path compiles nothing
+    with inductor.patch({"cpp.cxx": (None, missing)}):
+        validate(config(tmp_path, ["optimizer=adamo", "fused=false"]))  # foreach: no compiling
+        validate(config(tmp_path, ["optimizer=sgdo"]))  # SGDO's fused path compiles nothing
+
+
+def test_the_same_folder_reached_by_another_results_dir_is_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results_dir says where the folder is, not what the run computes: the paper_v1 grid was
+    run with an absolute results_dir and its README's command gives a relative one."""
+    monkeypatch.chdir(tmp_path)
+    first = train(config(tmp_path, ["max_steps=5", "~logger"]))  # results_dir: absolute
+    again = train(config(tmp_path, ["max_steps=5", "~logger", "results_dir=results"]))
+    assert first["status"] == "finished" and first["results"] == str(tmp_path / again["results"])
+    assert again["status"] == "finished (already; force=true to re-run)"
