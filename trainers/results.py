@@ -40,8 +40,7 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
-# A tuple, not a set: members compare equal to their strings but do not hash like them.
-ENDED = (Status.FINISHED, Status.DIVERGED)
+ENDED = frozenset({Status.FINISHED, Status.DIVERGED})  # members equal their strings
 
 
 @dataclass(frozen=True)
