@@ -78,18 +78,19 @@ class OvershootOptimizer(Optimizer):
         if self._at_base:
             yield
             return
-        params = [p for group in self.param_groups for p in group["params"]]
-        held = [p.detach().clone() for p in params] if exact and not self._exact_shift else None
+        copy = exact and not self._exact_shift
+        params = [p for group in self.param_groups for p in group["params"]] if copy else []
+        held = [p.detach().clone() for p in params]
         self.move_to_base()
         try:
             yield
         finally:
-            if held is None:
-                self.move_to_overshoot()
-            else:
+            if copy:
                 with torch.no_grad():
                     torch._foreach_copy_(params, held)
                 self._at_base = False
+            else:
+                self.move_to_overshoot()
 
     def _check_can_step(self) -> None:
         if self._at_base:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from trainers.results import ENDED, RunPath, Status, read_meta, run_folders, stale
+from trainers.results import ENDED, RunPath, read_meta, run_folders, stale
 
 
 @dataclass
@@ -53,7 +53,7 @@ def load_runs(root: Path) -> Runs:
                 "family": _family(run),
                 "optimizer": path.optimizer,
                 "seed": path.seed,
-                "status": str(Status(status)),
+                "status": status,
                 "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
                 "steps_per_s": meta.get("steps_per_s"),
                 "test_loss": float(test["loss"].iloc[-1]) if len(test) else float("nan"),
