@@ -121,7 +121,9 @@ def list_optimizers() -> str:
     lines = []
     for name in names:
         alias = f" [--opt_name {aliases[name]}]" if name in aliases else ""
-        lines.append(f"{name:<{width}}  {describe('optimizer', name)}{alias}")
+        config = OmegaConf.load(CONFIGS / "optimizer" / f"{name}.yaml")
+        vectorizes = " [vectorize=true]" if config.get("vectorizes") else ""
+        lines.append(f"{name:<{width}}  {describe('optimizer', name)}{alias}{vectorizes}")
     return "\n".join(lines)
 
 
@@ -334,6 +336,41 @@ def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str
     return [first, *changed]
 
 
+MEMBER_KEYS = {"seed": "members.seed", "optimizer.overshoot": "members.overshoot"}
+
+
+def vectorized(args: list[str]) -> list[str]:
+    """With ``vectorize=true`` in a multirun, the seeds and γ that the sweep lists (the command
+    line's, else the experiment's) become the members of each job (``members.seed``,
+    ``members.overshoot``): Hydra launches one job per configuration, not one per seed and γ.
+    A command that does not compose is returned as it is, for ``check_composes`` to report."""
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    if not multirun or "vectorize=true" not in args:
+        return args
+    overrides = [a for a in args if a.startswith("~") or ("=" in a and not a.startswith("-"))]
+    given = {a.partition("=")[0]: a.partition("=")[2] for a in overrides}
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            variants = sweep_variants(overrides, {})
+            cfg = compose("config", variants[0] if variants else [], return_hydra_config=True)
+    except Exception:
+        return args
+    sweep = dict(OmegaConf.select(cfg, "hydra.sweeper.params") or {})
+    out = [a for a in args if a.partition("=")[0] not in MEMBER_KEYS]
+    for key, member_key in MEMBER_KEYS.items():
+        raw = given.get(key, sweep.get(key))
+        if raw is None:
+            continue
+        (override,) = OverridesParser.create().parse_overrides([f"{key}={raw}"])
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
+        out += [f"{key}={values[0]}", f"{member_key}=[{','.join(values)}]"]
+    return out
+
+
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Separate reference flags from Hydra arguments (overrides, -m, --cfg, ...)."""
     parser = reference_parser()
@@ -353,10 +390,11 @@ def main() -> None:
     try:
         overrides, rest = split_argv(argv)
         check_group_choices(overrides + rest)
-        check_composes(overrides + rest)
+        args = vectorized(overrides + rest)
+        check_composes(args)
     except UsageError as e:
         fail(str(e))
-    sys.argv = [sys.argv[0], *overrides, *rest]
+    sys.argv = [sys.argv[0], *args]
     hydra_main()
 
 
@@ -382,6 +420,13 @@ def _run(cfg: Any) -> float | None:
 
 def print_summary(summary: dict[str, Any]) -> None:
     lines = [f"status: {summary['status']} after {summary['steps']} steps"]
+    if "members" in summary:  # a vectorized job: one line per member
+        for member in summary["members"]:
+            loss = member.get("test/loss")
+            test = f"test/loss {loss:.6g}  " if loss is not None else ""
+            lines.append(f"  {member['status']:<10} {test}{member['results']}")
+        print("\n".join(lines))
+        return
     for key in ("val/loss", "test/loss", "test/accuracy"):
         if key in summary:
             lines.append(f"{key} at base weights: {summary[key]:.6g}")

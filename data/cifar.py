@@ -121,5 +121,7 @@ class CIFARDataModule(TensorDataModule):
             mean, std = (
                 torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in MEAN_STD[self.classes]
             )
-            return (augment(x * std + mean) - mean) / std, y  # jitter acts on [0, 1] pixels
+            images = x.flatten(0, -4)  # vectorized members: members × batch images
+            jittered = (augment(images * std + mean) - mean) / std  # jitter acts on [0, 1] pixels
+            return jittered.view_as(x), y
         return batch

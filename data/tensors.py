@@ -65,13 +65,34 @@ class EpochBatches(Sampler[torch.Tensor]):
         return -(-self.n // self.batch_size)
 
 
+class MemberBatches(Sampler[torch.Tensor]):
+    """One batch of indices per member at every step (members × batch): member i draws what
+    ``EpochBatches`` with seed ``seeds[i]`` draws, so it sees its own run's batches."""
+
+    def __init__(self, members: list[EpochBatches]) -> None:
+        self.members = members
+
+    def set_epoch(self, epoch: int) -> None:
+        for m in self.members:
+            m.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for batches in zip(*self.members, strict=True):
+            yield torch.stack(batches)
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+
 class TensorDataModule(pl.LightningDataModule):
     """Subclasses implement ``load()`` returning (train, val, test) tensor pairs.
 
     Evaluation uses larger batches (``eval_batch_size``): it has no gradients to keep. The
     training order depends only on ``seed``, so runs with the same seed see the same batches
     whatever the optimizer (seeds pair across optimizers). Under DDP, ``batch_size`` stays the
-    global batch: each process trains on its slice, and evaluates on the whole split.
+    global batch: each process trains on its slice, and evaluates on the whole split. Once
+    ``members`` is set (the seeds of vectorized members), a training batch stacks each member's
+    own batch (members × batch × ...).
     """
 
     def __init__(
@@ -83,6 +104,7 @@ class TensorDataModule(pl.LightningDataModule):
         download: bool = False,
     ) -> None:
         super().__init__()
+        self.members: list[int] | None = None
         self.root = root
         self.download = download  # online users: fetch missing files (where a source exists)
         self.batch_size = batch_size
@@ -111,6 +133,9 @@ class TensorDataModule(pl.LightningDataModule):
         if shuffle and self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
         device = self.splits[split][0].device
+        if shuffle and self.members:
+            each = [EpochBatches(len(data), size, True, s, device=device) for s in self.members]
+            return DataLoader(data, sampler=MemberBatches(each), batch_size=None)
         batches = EpochBatches(len(data), size, shuffle, self.seed, rank, world, device)
         return DataLoader(data, sampler=batches, batch_size=None)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 
 class TaskModel(nn.Module):
+    # Why seeds of this model cannot train as vectorized members (trainers/stacked.py), e.g. a
+    # layer keeps batch statistics (BatchNorm); None: they can.
+    vectorizes: ClassVar[str | None] = None
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

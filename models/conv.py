@@ -64,6 +64,8 @@ class ThreeConvThreeDense(Classifier):
 class ResNet(Classifier):
     """torchvision ResNet-18/50 from scratch (``depth`` 18 or 50)."""
 
+    vectorizes = "its BatchNorm layers keep batch statistics"
+
     def __init__(self, depth: int = 18, num_classes: int = 100) -> None:
         super().__init__()
         import torchvision

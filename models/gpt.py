@@ -18,6 +18,8 @@ from models.base import TaskModel
 class GPT(TaskModel):
     """Causal LM from a GPT2Config (tied embeddings); loss = next-token cross-entropy."""
 
+    vectorizes = "transformers' GPT-2 is not verified under torch.func.vmap"
+
     def __init__(
         self, n_layer: int = 12, n_head: int = 12, n_embd: int = 768, vocab_size: int = 50304,
         block_size: int = 1024, dropout: float = 0.0,
@@ -40,6 +42,8 @@ class GPT(TaskModel):
 
 class GPT2LoRAClassifier(TaskModel):
     """GPT-2 sequence classifier with LoRA adapters (peft); inputs are padded token ids."""
+
+    vectorizes = "transformers' GPT-2 with peft's LoRA is not verified under torch.func.vmap"
 
     def __init__(
         self, num_labels: int = 2, lora_r: int = 6, lora_dropout: float = 0.1,

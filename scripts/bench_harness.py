@@ -10,8 +10,12 @@ wall times it writes, over the same step range as the loop's. The variants run i
 runs by more than the effect measured. ``--device cuda`` runs all three on the GPU in float32,
 with the data held there as main.py holds it; losses stay on the device (no sync per step).
 
+``--vectorize S`` measures throughput on the paper's protocol instead: seed-steps/s of main.py
+training S seeds as members of one job (``vectorize=true``) against the plain single-seed loop
+doing the same work per seed (the training step and the base-weights forward).
+
     python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
-                                    [--device cpu|cuda]
+                                    [--device cpu|cuda] [--vectorize S]
 """
 
 from __future__ import annotations
@@ -65,13 +69,20 @@ def clock(device: str) -> float:
     return time.perf_counter()
 
 
-def plain_loop(overrides: list[str], steps: int, skip: int, device: str) -> float:
-    """Steps/s of a hand-written loop on the objects main.py would build."""
+def plain_loop(
+    overrides: list[str], steps: int, skip: int, device: str, base_forward: bool = False
+) -> float:
+    """Steps/s of a hand-written loop on the objects main.py would build; ``base_forward`` adds
+    the loss at the base weights before each step, as main.py measures it."""
     data, model, opt, sched = build(overrides, steps, device)
+    base_weights = getattr(opt, "base_weights", None) if base_forward else None
     step, start, losses = 0, 0.0, []
     for _ in range(math.ceil(steps / data.batches_per_epoch())):
         model.train()
         for x, y in data.train_dataloader():
+            if base_weights is not None:
+                with torch.no_grad(), base_weights():
+                    losses.append(model.loss(model(x), y))
             loss = model.loss(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -147,11 +158,16 @@ def stock_lightning(
     return (steps - skip) / (module.times[steps] - module.times[skip])
 
 
-def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> float:
-    """Steps/s of ``main.py`` over steps ``skip..steps`` (from the wall times it records)."""
+def harness(
+    overrides: list[str], steps: int, skip: int, base_loss: bool, members: int = 0
+) -> float:
+    """Steps/s of ``main.py`` over steps ``skip..steps`` (from the wall times it records); with
+    ``members``, seed-steps/s of that many seeds trained as one vectorized job."""
+    seeds = ["vectorize=true", f"members.seed=[{','.join(map(str, range(members)))}]"]
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             *overrides,
+            *(seeds if members else []),
             f"max_steps={steps}",
             f"compute_base_model_loss={str(base_loss).lower()}",
             f"results_dir={tmp}",
@@ -169,10 +185,29 @@ def harness(overrides: list[str], steps: int, skip: int, base_loss: bool) -> flo
                 "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             },
         )
-        (run,) = run_folders(Path(tmp) / "bench_harness")
-        csv = run / "steps.csv"
-        wall = pd.read_csv(csv).set_index("step")["wall_time"]
-        return (steps - skip) / (wall[steps] - wall[skip])
+        run = next(run_folders(Path(tmp) / "bench_harness"))  # members share the wall clock
+        wall = pd.read_csv(run / "steps.csv").set_index("step")["wall_time"]
+        return max(members, 1) * (steps - skip) / (wall[steps] - wall[skip])
+
+
+def vectorized(
+    overrides: list[str], steps: int, skip: int, device: str, members: int, repeats: int
+) -> None:
+    """Print seed-steps/s of ``members`` vectorized seeds against the plain single-seed loop."""
+    plain, full = [], []
+    for _ in range(repeats):
+        plain.append(plain_loop(overrides, steps, skip, device, base_forward=True))
+        full.append(harness(overrides, steps, skip, base_loss=True, members=members))
+    low, high, median = min(full), max(full), statistics.median(full)
+    where = (
+        torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
+    )
+    print(f"{' '.join(overrides)}, {steps} steps, {where}, median of {repeats}")
+    print(f"plain single-seed loop (step + base-weights loss): {statistics.median(plain):8.0f}")
+    print(
+        f"main.py, {members} members (seed-steps/s):{median:16.0f}  ({low:.0f}-{high:.0f}), "
+        f"{median / statistics.median(plain):.2f}x the plain loop"
+    )
 
 
 def main() -> None:
@@ -183,10 +218,14 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=200, help="warm-up steps left out")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--vectorize", type=int, default=0, metavar="S", help="members")
     args = parser.parse_args()
     trainer = ["trainer=gpu", "precision=32-true"] if args.device == "cuda" else ["trainer=cpu"]
     overrides = [f"task={args.task}", f"optimizer={args.optimizer}", *trainer]
     steps, skip, device = args.steps, args.skip, args.device
+    if args.vectorize:
+        vectorized(overrides, steps, skip, device, args.vectorize, args.repeats)
+        return
     runs: dict[str, list[float]] = {k: [] for k in ("plain", "stock", "lean", "stock_base", "full")}
     for _ in range(args.repeats):
         runs["plain"].append(plain_loop(overrides, steps, skip, device))

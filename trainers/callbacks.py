@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.loggers import Logger
 
 from trainers.base_weights import (
     deployed_weights,
@@ -67,8 +68,20 @@ class LossProgressBar(RichProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         if isinstance(pl_module, TrainModule) and "loss" in pl_module.last_step:
-            metrics["loss"] = f"{pl_module.last_step['loss'].item():.4g}"
+            metrics["loss"] = f"{pl_module.last_step['loss'].mean().item():.4g}"  # members: mean
         return metrics
+
+
+def run_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    """What a run was computed with (versions, commit, device, precision), for meta.json."""
+    return {
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "device": str(pl_module.device),
+        "precision": str(trainer.precision),
+    }
 
 
 def _git_commit() -> str:
@@ -133,20 +146,9 @@ class StepRecorder(pl.Callback):
         self.metric_time.cuda = self.eval_time.cuda = pl_module.device.type == "cuda"
         if self.resumed_wall_time is not None:
             return  # resuming: on_train_start, once the checkpoint's step is restored
-        logs = trainer.logger.log_dir if trainer.logger is not None else None
         self.start = time.perf_counter()
-        self.results.start(
-            self.config_yaml,
-            {
-                "torch": torch.__version__,
-                "lightning": pl.__version__,
-                "python": platform.python_version(),
-                "git_commit": _git_commit(),
-                "device": str(pl_module.device),
-                "precision": str(trainer.precision),
-                "logs": logs,
-            },
-        )
+        logs = trainer.logger.log_dir if trainer.logger is not None else None
+        self.results.start(self.config_yaml, {**run_meta(trainer, pl_module), "logs": logs})
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.resumed_wall_time is not None:
@@ -236,28 +238,26 @@ class StepRecorder(pl.Callback):
         rows = torch.stack([torch.stack([v[n].double() for n in names]) for _, v in self.pending])
         if reduce:  # DDP: each rank saw its slice of the batch; record the global batch's mean
             rows = trainer.strategy.reduce(rows, reduce_op="mean")
-        for (info, _), numbers in zip(self.pending, rows.tolist(), strict=True):
-            row = {**info, **dict(zip(names, numbers, strict=True))}
-            self.results.append("steps.csv", row, STEP_FIELDS)
-            if self.diverged_at is None and not all(map(math.isfinite, numbers)):
-                self.status, self.diverged_at = Status.DIVERGED, info["step"]
-                trainer.should_stop = True
+        infos = [info for info, _ in self.pending]
         self.pending.clear()
-        if trainer.logger is not None:
-            tags = {f"train/{n}": x for n, x in zip(names, numbers, strict=True)}
-            trainer.logger.log_metrics({**tags, "lr": row["lr"]}, step=row["step"])
+        self.write_rows(trainer, infos, names, rows)
+
+    def write_rows(
+        self, trainer: pl.Trainer, infos: list[dict[str, Any]], names: list[str], rows: Any
+    ) -> None:
+        """Write one block of steps (``rows``: steps × values)."""
+        bad = write_steps(self.results, trainer.logger, infos, names, rows.tolist())
+        if bad is not None and self.diverged_at is None:
+            self.status, self.diverged_at = Status.DIVERGED, bad
+            trainer.should_stop = True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.flush(trainer)
 
     def _record_eval(self, trainer: pl.Trainer, stage: str) -> None:
-        metrics = trainer.callback_metrics
-        if f"{stage}/loss" in metrics:
-            row = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step}
-            for name in ("loss", "accuracy"):
-                if f"{stage}/{name}" in metrics:
-                    row[name] = float(metrics[f"{stage}/{name}"])
-            self.results.append("evals.csv", row, ["stage", "epoch", "step", "loss", "accuracy"])
+        row = eval_row(trainer, stage)
+        if row is not None:
+            self.results.append("evals.csv", row, EVAL_FIELDS)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.eval_time.__enter__()
@@ -279,22 +279,62 @@ class StepRecorder(pl.Callback):
         self._record_eval(trainer, "test")
 
     def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
-        """Close the step files and record how the run ended (``meta``: extra fields).
+        """Close the step files and record how the run ended (``meta``: extra fields)."""
+        self.results.finish(
+            self.status, **meta, diverged_at_step=self.diverged_at, **self.times(trainer)
+        )
 
-        ``steps_per_s`` counts training time only: the wall time less the metric's forward at
-        the deployed weights (``metric_time_s``) and validation and test (``eval_time_s``).
-        """
+    def times(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """Where the time went. ``steps_per_s`` counts training time only: the wall time less
+        the metric's forward at the deployed weights (``metric_time_s``) and validation and
+        test (``eval_time_s``)."""
         wall = time.perf_counter() - self.start
         metric, evaluation = self.metric_time.seconds, self.eval_time.seconds
         train = wall - metric - evaluation
-        self.results.finish(
-            self.status,
-            **meta,
-            diverged_at_step=self.diverged_at,
-            steps=trainer.global_step,
-            wall_time_s=round(wall, 3),
-            train_time_s=round(train, 3),
-            metric_time_s=round(metric, 3),
-            eval_time_s=round(evaluation, 3),
-            steps_per_s=round(trainer.global_step / train, 2) if train > 0 else None,
-        )
+        return {
+            "steps": trainer.global_step,
+            "wall_time_s": round(wall, 3),
+            "train_time_s": round(train, 3),
+            "metric_time_s": round(metric, 3),
+            "eval_time_s": round(evaluation, 3),
+            "steps_per_s": round(trainer.global_step / train, 2) if train > 0 else None,
+        }
+
+
+EVAL_FIELDS = ["stage", "epoch", "step", "loss", "accuracy"]
+
+
+def eval_row(trainer: pl.Trainer, stage: str, member: str = "") -> dict[str, Any] | None:
+    """The evals.csv row of the evaluation that just ended (``member``: its metrics' suffix)."""
+    metrics = trainer.callback_metrics
+    if f"{stage}/loss{member}" not in metrics:
+        return None
+    row: dict[str, Any] = {
+        "stage": stage,
+        "epoch": trainer.current_epoch,
+        "step": trainer.global_step,
+    }
+    for name in ("loss", "accuracy"):
+        if f"{stage}/{name}{member}" in metrics:
+            row[name] = float(metrics[f"{stage}/{name}{member}"])
+    return row
+
+
+def write_steps(
+    results: RunResults,
+    logger: Logger | None,
+    infos: list[dict[str, Any]],
+    names: list[str],
+    table: list[list[float]],
+) -> int | None:
+    """Append a block of steps to steps.csv and its last step to the logger; return the step of
+    the first non-finite value, if any."""
+    bad = None
+    for info, numbers in zip(infos, table, strict=True):
+        results.append("steps.csv", {**info, **dict(zip(names, numbers, strict=True))}, STEP_FIELDS)
+        if bad is None and not all(map(math.isfinite, numbers)):
+            bad = info["step"]
+    if logger is not None:
+        tags = {f"train/{n}": x for n, x in zip(names, table[-1], strict=True)}
+        logger.log_metrics({**tags, "lr": infos[-1]["lr"]}, step=infos[-1]["step"])
+    return bad

@@ -30,6 +30,8 @@ def validate(cfg: DictConfig) -> None:
     check_present(cfg.task.data, cfg.data.root, bool(cfg.data.download))
     check_trainer(cfg)
     check_optimizer(cfg)
+    if cfg.get("vectorize"):
+        check_vectorizes(cfg)
 
 
 def check_types(cfg: DictConfig) -> None:
@@ -98,6 +100,45 @@ def check_optimizer(cfg: DictConfig) -> None:
                 f"torch.compile finds no C++ compiler here ({reason}); install one or pass "
                 "fused=false"
             ) from None
+
+
+def check_vectorizes(cfg: DictConfig) -> None:
+    """What vectorized members need: an elementwise optimizer, a model without batch statistics,
+    in-memory data, one process, and no step that couples the members (gradient clipping)."""
+    from hydra.utils import get_class
+
+    from data.tensors import TensorDataModule
+
+    for key in ("seed", "overshoot"):
+        values = cfg.members[key]
+        kind = "non-negative integer" if key == "seed" else "number >= 0"
+        valid = (
+            (lambda v: isinstance(v, int) and v >= 0)
+            if key == "seed"
+            else (lambda v: _is_number(v) and v >= 0)
+        )
+        if values is not None and (len(values) == 0 or not all(map(valid, values))):
+            raise ValueError(f"members.{key}={list(values)!r}: expected a list of {kind}s")
+    if not cfg.optimizer.get("vectorizes", False):
+        raise ValueError(
+            f"optimizer {cfg.optimizer.name} does not vectorize (its update is not elementwise, "
+            "or not verified to be); python main.py --list-optimizers marks those that do, "
+            "or pass vectorize=false"
+        )
+    model = get_class(cfg.task.model._target_)
+    if model.vectorizes is not None:
+        raise ValueError(
+            f"task {cfg.task.name} does not vectorize: {model.vectorizes}; pass vectorize=false"
+        )
+    if not issubclass(get_class(cfg.task.data._target_), TensorDataModule):
+        raise ValueError(f"task {cfg.task.name} does not vectorize: its data are not in memory")
+    if str(cfg.trainer.strategy).startswith("ddp"):
+        raise ValueError("vectorize=true runs in one process: drop trainer=ddp or vectorize")
+    if cfg.trainer.gradient_clip_val is not None:
+        raise ValueError(
+            f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: clipping the members' "
+            "stacked gradients together would couple them; pass vectorize=false to clip"
+        )
 
 
 def resolved_precision(precision: str, accelerator: str) -> str:

@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
@@ -75,14 +74,16 @@ def claim_version(folder: Path) -> int:
             n += 1
 
 
-def log_outcome(trainer: pl.Trainer, hparams: dict[str, Any], summary: dict[str, Any]) -> None:
+def log_outcome(
+    logger: Logger | None, step: int, hparams: dict[str, Any], summary: dict[str, Any]
+) -> None:
     """Record the run's labels with its final metrics (TensorBoard's HParams tab pairs them)."""
-    if trainer.logger is None:
+    if logger is None:
         return
     metrics = {k: v for k, v in summary.items() if isinstance(v, float) and math.isfinite(v)}
-    if isinstance(trainer.logger, TensorBoardLogger):
-        trainer.logger.log_hyperparams(hparams, metrics)
+    if isinstance(logger, TensorBoardLogger):
+        logger.log_hyperparams(hparams, metrics)
     else:
-        trainer.logger.log_hyperparams(hparams)
-        trainer.logger.log_metrics(metrics, step=trainer.global_step)
-    trainer.logger.save()
+        logger.log_hyperparams(hparams)
+        logger.log_metrics(metrics, step=step)
+    logger.save()

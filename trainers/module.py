@@ -82,8 +82,12 @@ class TrainModule(pl.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def optimizer_params(self) -> Any:
+        """What the optimizer is built on: the model's parameters (or param groups)."""
+        return self.model.parameters()
+
     def configure_optimizers(self) -> Any:
-        params = self.model.parameters()
+        params = self.optimizer_params()
         if self.two_models:
             opt: torch.optim.Optimizer = TwoModelOvershoot(
                 params, self.optimizer_factory, self.overshoot

@@ -19,6 +19,9 @@ from trainers.results import ENDED, read_meta, stale
 # Keys that may differ between a run and its re-launch (where it runs, not what it computes).
 RELAUNCH_KEYS = (
     "force",
+    "vectorize",  # a member of a vectorized job is the same run as its separate run
+    "members.seed",
+    "members.overshoot",
     "results_dir",
     "data.root",
     "data.download",
@@ -62,9 +65,14 @@ def resume_point(directory: Path) -> tuple[Path, int | None] | None:
     meta = read_meta(directory)
     if not ckpt.is_file() or meta is None:
         return None
+    return ckpt, logger_version(meta)
+
+
+def logger_version(meta: dict[str, Any]) -> int | None:
+    """The logger's version folder a run wrote (a resumed run continues it), if any."""
     logs = meta.get("logs")
     version = Path(logs).name.removeprefix("version_") if logs else ""
-    return ckpt, int(version) if version.isdigit() else None
+    return int(version) if version.isdigit() else None
 
 
 def refuse_other_settings(cfg: DictConfig, directory: Path) -> None:

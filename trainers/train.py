@@ -16,7 +16,7 @@ from trainers.checkpoints import last_checkpoint
 from trainers.checks import validate
 from trainers.ddp import process_rank, rank_weight_diff
 from trainers.labels import optimizer_label, run_folder
-from trainers.logs import log_outcome, silence_unactionable
+from trainers.logs import log_outcome, make_logger, silence_unactionable
 from trainers.module import TrainModule
 from trainers.optim import optimizer_factory
 from trainers.relaunch import ended_summary, folder_lock, refuse_other_settings, resume_point
@@ -34,7 +34,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     A run whose folder says it ended (finished or diverged) is not repeated unless ``force``; one
     that started and did not end resumes from its last checkpoint; one that another process is
     training is skipped. Under DDP every process runs this; rank 0 holds the lock and writes.
+    With ``vectorize`` the seeds (and γ) of ``members`` train as one job (trainers/vectorized.py).
     """
+    if cfg.vectorize:
+        from trainers.vectorized import train_members  # which builds on this module
+
+        return train_members(cfg)
     validate(cfg)
     directory = run_folder(cfg)
     refuse_other_settings(cfg, directory)
@@ -63,14 +68,12 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         batch_size=hp.batch_size,
         seed=cfg.seed,
     )
-    accumulate = int(cfg.task.get("accumulate", 1))
-    batches = datamodule.batches_per_epoch()
-    steps = cfg.max_steps or hp.get("epochs", cfg.task.epochs) * batches // accumulate
-    epochs = math.ceil(steps * accumulate / batches)
+    steps, epochs = schedule(cfg, datamodule)
     results = RunResults(directory, write=process_rank() == 0)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     recorder = StepRecorder(results, config_yaml, cfg.compute_base_model_loss)
-    trainer = make_trainer(cfg, directory, recorder, steps, epochs, resume[1] if resume else None)
+    logger = make_logger(cfg, resume[1] if resume else None)
+    trainer = make_trainer(cfg, directory, recorder, steps, epochs, logger)
     with trainer.init_module():  # in the run's dtype, so a float64 checkpoint loads exactly
         model = instantiate(cfg.task.model)
     module = TrainModule(
@@ -96,8 +99,17 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         **final,
     }
     labels = {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed}
-    log_outcome(trainer, labels, summary)
+    log_outcome(trainer.logger, trainer.global_step, labels, summary)
     return summary
+
+
+def schedule(cfg: DictConfig, datamodule: Any) -> tuple[int, int]:
+    """(optimizer steps, epochs) of the run: ``max_steps``, else the task's epochs."""
+    hp = cfg.task[cfg.optimizer.family]
+    accumulate = int(cfg.task.get("accumulate", 1))
+    batches = datamodule.batches_per_epoch()
+    steps = cfg.max_steps or hp.get("epochs", cfg.task.epochs) * batches // accumulate
+    return steps, math.ceil(steps * accumulate / batches)
 
 
 def make_folder(directory: Path) -> None:

@@ -10,9 +10,9 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.loggers import Logger
 
 from trainers.checks import resolved_precision
-from trainers.logs import make_logger
 
 
 def make_trainer(
@@ -21,10 +21,10 @@ def make_trainer(
     recorder: pl.Callback,
     steps: int,
     epochs: int,
-    version: int | None,
+    logger: Logger | bool,
 ) -> pl.Trainer:
     """``recorder`` writes the results folder ``directory`` (Lightning's root folder, where the
-    checkpoint callback writes); ``version`` continues the logger's folder of a resumed run."""
+    checkpoint callback writes); ``logger`` is the run's (see ``trainers.logs.make_logger``)."""
     trainer_cfg: dict[str, Any] = dict(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     return pl.Trainer(
         **trainer_cfg,
@@ -32,7 +32,7 @@ def make_trainer(
         max_steps=steps,
         max_epochs=epochs,
         accumulate_grad_batches=int(cfg.task.get("accumulate", 1)),
-        logger=make_logger(cfg, version),
+        logger=logger,
         callbacks=[*make_callbacks(cfg), recorder],
         default_root_dir=str(directory),
         enable_checkpointing=False,  # the checkpoint callback of configs/callbacks writes them

@@ -1,0 +1,185 @@
+"""Vectorized members in Lightning: the module that trains them (``Members`` inside) and the
+recorder that files each member's steps, evaluations and outcome in its own results folder and
+logger, as its own run would."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger
+
+from trainers.base_weights import deployed_weights, run_optimizer
+from trainers.callbacks import EVAL_FIELDS, StepRecorder, eval_row, run_meta, write_steps
+from trainers.module import TrainModule
+from trainers.results import RunResults, Status
+from trainers.stacked import Members
+
+
+@dataclass
+class Member:
+    """One member of a vectorized job: its own config, results folder and logger. ``active``
+    turns False once the member has ended (diverged), or if it had ended before a resume."""
+
+    cfg: DictConfig
+    config_yaml: str
+    results: RunResults
+    logger: Logger | None
+    active: bool = True
+    status: Status = Status.FINISHED
+    diverged_at: int | None = None
+
+    @property
+    def logs(self) -> str | None:
+        return self.logger.log_dir if self.logger is not None else None  # type: ignore[attr-defined, no-any-return]
+
+
+def member_metrics(metrics: dict[str, float], i: int) -> dict[str, float]:
+    """Member ``i``'s entries of a vectorized job's metrics, under a separate run's names."""
+    tail = f"/{i}"
+    return {k.removesuffix(tail): v for k, v in metrics.items() if k.endswith(tail)}
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class MembersModule(TrainModule):
+    """``TrainModule`` over ``Members``: the training loss is the sum of the members' losses, and
+    each member's evaluation is logged under ``<stage>/<metric>/<member>``. ``overshoots`` gives
+    each block of members its own γ (a param group each)."""
+
+    model: Members
+
+    def __init__(self, model: Members, *args: Any, overshoots: list[float], **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        self.overshoots = overshoots
+
+    def optimizer_params(self) -> Any:
+        blocks = self.model.block_parameters()
+        if len(blocks) == 1:
+            return blocks[0]
+        return [{"params": p, "overshoot": g} for p, g in zip(blocks, self.overshoots, strict=True)]
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        return super().training_step(batch, batch_idx).sum()
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        losses, metrics = self.batch_loss(batch)
+        n = len(batch[0])
+        for name, values in {"loss": losses, **metrics}.items():
+            for i, value in enumerate(values):
+                self.log(f"{stage}/{name}/{i}", value, on_epoch=True, batch_size=n)
+
+    def save_members(self, paths: list[Path]) -> None:
+        """Each member's deployable weights as its own run's checkpoint would hold them."""
+        with deployed_weights(run_optimizer(self.trainer), self):
+            for i, path in enumerate(paths):
+                state = {f"model.{k}": v for k, v in self.model.member_state(i).items()}
+                checkpoint = {
+                    "state_dict": state,
+                    "global_step": self.trainer.global_step,
+                    "epoch": self.trainer.current_epoch,
+                    "pytorch-lightning_version": pl.__version__,
+                }
+                save_atomic(checkpoint, path)
+
+
+class MembersRecorder(StepRecorder):
+    """``StepRecorder`` for members: the values of a step are vectors over the members, and each
+    active member's rows go to its own folder. A member whose loss turns non-finite is closed as
+    ``diverged`` at its step and the others go on; the job stops when none is left."""
+
+    def __init__(self, members: list[Member], base_loss: bool = True) -> None:
+        super().__init__(members[0].results, members[0].config_yaml, base_loss)
+        self.members = members
+
+    def active(self) -> list[tuple[int, Member]]:
+        return [(i, m) for i, m in enumerate(self.members) if m.active]
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.metric_time.cuda = self.eval_time.cuda = pl_module.device.type == "cuda"
+        if self.resumed_wall_time is not None:
+            return
+        self.start = time.perf_counter()
+        meta = {**run_meta(trainer, pl_module), "members": len(self.members)}
+        for _, m in self.active():
+            m.results.start(m.config_yaml, {**meta, "logs": m.logs})
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.resumed_wall_time is not None:
+            self.start = time.perf_counter() - self.resumed_wall_time
+            self.recorded_step = trainer.global_step
+            for _, m in self.active():
+                m.results.resume(trainer.global_step)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.flush(trainer)
+        for _, m in self.active():
+            m.results.sync()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        started = [m for _, m in self.active() if m.results.meta]
+        if not started:
+            return
+        self.flush(trainer, reduce=False)
+        stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
+        for m in started:
+            m.results.close(
+                Status.INTERRUPTED if stopped else Status.FAILED,
+                stopped_at_step=trainer.global_step,
+                error=None if stopped else f"{type(exception).__name__}: {exception}",
+            )
+
+    def write_rows(
+        self, trainer: pl.Trainer, infos: list[dict[str, Any]], names: list[str], rows: Any
+    ) -> None:
+        for i, m in self.active():
+            bad = write_steps(m.results, m.logger, infos, names, rows[..., i].tolist())
+            if bad is not None:
+                m.status, m.diverged_at, m.active = Status.DIVERGED, bad, False
+                m.results.finish(
+                    Status.DIVERGED, logs=m.logs, diverged_at_step=bad, **self.times(trainer)
+                )
+        if not self.active():
+            trainer.should_stop = True
+
+    def _record_eval(self, trainer: pl.Trainer, stage: str) -> None:
+        for i, m in self.active():
+            row = eval_row(trainer, stage, f"/{i}")
+            if row is not None:
+                m.results.append("evals.csv", row, EVAL_FIELDS)
+                if m.logger is not None:
+                    values = {f"{stage}/{k}": v for k, v in row.items() if k in EVAL_FIELDS[3:]}
+                    m.logger.log_metrics(values, step=row["step"])
+
+    def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
+        """Close every member still training; ``meta["final"]`` holds all members' metrics."""
+        final = meta.pop("final", {})
+        times = self.times(trainer)
+        for i, m in self.active():
+            m.active = False
+            m.results.finish(
+                m.status,
+                **meta,
+                final=member_metrics(final, i),
+                logs=m.logs,
+                diverged_at_step=None,
+                **times,
+            )
