@@ -122,7 +122,7 @@ def list_optimizers() -> str:
     for name in names:
         alias = f" [--opt_name {aliases[name]}]" if name in aliases else ""
         config = OmegaConf.load(CONFIGS / "optimizer" / f"{name}.yaml")
-        vectorizes = " [vectorize=true]" if config.get("vectorizes") else ""
+        vectorizes = " [vectorize=true]" if OmegaConf.select(config, "vectorizes") else ""
         lines.append(f"{name:<{width}}  {describe('optimizer', name)}{alias}{vectorizes}")
     return "\n".join(lines)
 
@@ -359,7 +359,7 @@ def vectorized(args: list[str]) -> list[str]:
     out = [a for a in args if a.partition("=")[0] not in MEMBER_KEYS]
     for key, member_key in MEMBER_KEYS.items():
         raw = given.get(key, sweep.get(key))
-        if raw is None:
+        if raw is None or member_key in given:  # members given outright stay as given
             continue
         (override,) = OverridesParser.create().parse_overrides([f"{key}={raw}"])
         values = (

@@ -4,8 +4,10 @@ that call ``train`` directly; ``run_main`` runs main.py as a user does."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -58,3 +60,15 @@ def main_refuses(args: list[str], cwd: Path, env: dict[str, str] | None = None) 
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     return proc.stderr.strip().splitlines()
+
+
+def stop_after_checkpoint(proc: subprocess.Popen[str], ckpt: Path, sig: signal.Signals) -> None:
+    """Send ``sig`` as soon as a checkpoint newer than the current one is on disk."""
+    before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+    deadline = time.monotonic() + 120
+    while not (ckpt.exists() and ckpt.stat().st_mtime_ns != before):
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)

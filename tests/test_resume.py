@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +15,7 @@ import torch
 
 import main
 from tests.fake_data import write_housing
+from tests.launch import stop_after_checkpoint
 from trainers.results import RunPath
 
 MAIN = str(Path(main.__file__).resolve())
@@ -39,18 +39,6 @@ def start(cwd: Path, root: Path, experiment: str) -> subprocess.Popen[str]:
 
 def run_dir(cwd: Path, experiment: str) -> Path:
     return RunPath(experiment, "mlp_housing", "sgdo_g5", 3).folder(cwd / "results")
-
-
-def stop_after_checkpoint(proc: subprocess.Popen[str], ckpt: Path, sig: signal.Signals) -> None:
-    """Send ``sig`` as soon as a checkpoint newer than the current one is on disk."""
-    before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
-    deadline = time.monotonic() + 120
-    while not (ckpt.exists() and ckpt.stat().st_mtime_ns != before):
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(sig)
-    proc.wait(timeout=120)
 
 
 @pytest.mark.slow

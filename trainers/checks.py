@@ -125,10 +125,10 @@ def check_vectorizes(cfg: DictConfig) -> None:
             "or not verified to be); python main.py --list-optimizers marks those that do, "
             "or pass vectorize=false"
         )
-    model = get_class(cfg.task.model._target_)
-    if model.vectorizes is not None:
+    why_not = getattr(get_class(cfg.task.model._target_), "vectorizes", None)
+    if why_not is not None:
         raise ValueError(
-            f"task {cfg.task.name} does not vectorize: {model.vectorizes}; pass vectorize=false"
+            f"task {cfg.task.name} does not vectorize: {why_not}; pass vectorize=false"
         )
     if not issubclass(get_class(cfg.task.data._target_), TensorDataModule):
         raise ValueError(f"task {cfg.task.name} does not vectorize: its data are not in memory")

@@ -35,13 +35,15 @@ class Members(TaskModel):
     independent noise per member.
     """
 
+    skeleton: TaskModel  # the members' layout, on the meta device: not a trained submodule
+
     def __init__(self, models: list[TaskModel], block_sizes: list[int] | None = None) -> None:
         super().__init__()
         sizes = block_sizes or [len(models)]
         if sum(sizes) != len(models):
             raise ValueError(f"blocks of {sizes} members do not add up to {len(models)}")
         skeleton = copy.deepcopy(models[0]).to("meta")
-        object.__setattr__(self, "skeleton", skeleton)  # its layout only: not a trained module
+        object.__setattr__(self, "skeleton", skeleton)
         self.names = [n for n, _ in models[0].named_parameters()]
         self.buffer_names = [n for n, _ in models[0].named_buffers()]
         self.blocks = nn.ModuleList()

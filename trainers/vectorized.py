@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
 
 from trainers.checkpoints import last_checkpoint
 from trainers.checks import validate
@@ -164,7 +165,8 @@ def _train(
         meta = read_meta(folder) if resume is not None else None
         logger = None if ended else make_logger(member, logger_version(meta) if meta else None)
         yaml = OmegaConf.to_yaml(member, resolve=True)
-        members.append(Member(member, yaml, RunResults(folder), logger or None, active=not ended))
+        own = logger if isinstance(logger, Logger) else None
+        members.append(Member(member, yaml, RunResults(folder), own, active=not ended))
     recorder = MembersRecorder(members, cfg.compute_base_model_loss)
     trainer = make_trainer(cfg, job, recorder, steps, epochs, logger=False)
     models = []

@@ -1,0 +1,260 @@
+"""Vectorized members (vectorize=true): each member computes what its separate run computes, is
+filed as that run would be, diverges alone, and the switch refuses what cannot vectorize."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import main
+from tests.fake_data import write_cifar, write_housing, write_mnist
+from tests.launch import MAIN, config, main_refuses, run_main, stop_after_checkpoint
+from trainers.checkpoints import last_checkpoint
+from trainers.results import RunPath
+from trainers.train import train
+from trainers.vectorized import job_folder
+
+SEEDS = [1, 2]
+TASKS = {  # task: steps (a few hundred where a step is cheap)
+    "mlp_housing": 300,
+    "2c2d_fmnist": 80,
+}
+OPTIMIZERS = {  # name: (overrides, γ of the members; None: the optimizer has none)
+    "sgdo": (["optimizer=sgdo"], [3, 5]),
+    "adamo": (["optimizer=adamo"], [3, 5]),
+    "cm": (["optimizer=sgd_momentum"], None),
+    "adam": (["optimizer=adam"], None),
+    "two_models": (["optimizer=sgd_momentum", "two_models=true"], [3, 5]),
+}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_housing(root, n=2000)
+    write_mnist(root, folder="FashionMNIST", n_train=600, n_test=60)
+    write_cifar(root, classes=100)
+    return root
+
+
+def common(task: str, root: Path) -> list[str]:
+    return [f"task={task}", f"max_steps={TASKS[task]}", f"data.root={root}", "precision=high"]
+
+
+def run(tmp: Path, overrides: list[str], experiment: str) -> dict[str, Any]:
+    summary = train(config(tmp, [*overrides, "logger=csv"], experiment=experiment))
+    return summary
+
+
+def assert_same_run(member: Path, separate: Path) -> None:
+    """Per-step held and base losses, evaluations and final weights agree to rtol 1e-10."""
+    for name, columns in (("steps.csv", ["loss", "loss_base"]), ("evals.csv", ["loss"])):
+        a, b = pd.read_csv(member / name), pd.read_csv(separate / name)
+        assert list(a["step"]) == list(b["step"])
+        for column in columns:
+            np.testing.assert_allclose(a[column], b[column], rtol=1e-10, atol=0)
+    ours = torch.load(last_checkpoint(member))["state_dict"]
+    theirs = torch.load(last_checkpoint(separate))["state_dict"]
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_each_member_is_its_separate_run(
+    task: str, name: str, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    overrides, gammas = OPTIMIZERS[name]
+    gammas = gammas if task == "mlp_housing" else None  # γ members: on the cheap task
+    members = [f"members.seed={SEEDS}".replace(" ", "")]
+    if gammas:
+        members.append(f"members.overshoot={gammas}".replace(" ", ""))
+    base = [*common(task, data_root), *overrides]
+    summary = run(tmp_path, [*base, "vectorize=true", *members], "vec")
+    assert [m["status"] for m in summary["members"]] == ["finished"] * len(summary["members"])
+    assert len(summary["members"]) == len(SEEDS) * len(gammas or [None])
+    for member in summary["members"]:
+        folder = Path(member["results"])
+        own = OmegaConf.load(folder / "config.yaml")  # the member's seed and γ
+        overshoot = f"optimizer.overshoot={own.optimizer.overshoot}"
+        separate = run(tmp_path, [*base, f"seed={own.seed}", overshoot], "sep")
+        assert Path(separate["results"]).parent.name == folder.parent.name
+        assert_same_run(folder, Path(separate["results"]))
+
+
+def test_members_diverge_alone(data_root: Path, tmp_path: Path) -> None:
+    """At this rate seed 0 diverges within a few steps and seed 3 trains on: each is recorded
+    as its separate run records it."""
+    overrides = [*common("mlp_housing", data_root), "optimizer=sgd_momentum", "task.sgd.lr=0.6"]
+    summary = run(tmp_path, [*overrides, "vectorize=true", "members.seed=[0,3]"], "vec")
+    statuses = {Path(m["results"]).name: m["status"] for m in summary["members"]}
+    assert statuses == {"seed=0": "diverged", "seed=3": "finished"}
+    for seed in (0, 3):
+        separate = run(tmp_path, [*overrides, f"seed={seed}"], "sep")
+        member = Path(separate["results"].replace("/sep/", "/vec/"))
+        a, b = (
+            pd.read_csv(member / "steps.csv"),
+            pd.read_csv(Path(separate["results"]) / "steps.csv"),
+        )
+        pd.testing.assert_frame_equal(a.drop(columns="wall_time"), b.drop(columns="wall_time"))
+        ours, theirs = (
+            pd.read_json(f / "meta.json", typ="series") for f in (member, Path(separate["results"]))
+        )
+        assert ours["status"] == theirs["status"]
+        assert ours["diverged_at_step"] == theirs["diverged_at_step"]
+
+
+def test_ended_members_are_not_rerun(data_root: Path, tmp_path: Path) -> None:
+    overrides = [*common("mlp_housing", data_root), "max_steps=20", "optimizer=sgdo"]
+    first = run(tmp_path, [*overrides, "vectorize=true", "members.seed=[0,1]"], "vec")
+    meta = Path(first["members"][0]["results"]) / "meta.json"
+    written = meta.read_text()
+    again = run(tmp_path, [*overrides, "vectorize=true", "members.seed=[0,1,2]"], "vec")
+    statuses = [m["status"] for m in again["members"]]
+    assert statuses[:2] == ["finished (already; force=true to re-run)"] * 2
+    assert statuses[2] == "finished"
+    assert meta.read_text() == written
+    separate = run(tmp_path, [*overrides, "seed=1"], "vec")  # the separate run: same run
+    assert separate["status"].startswith("finished (already")
+
+
+def test_random_layers_draw_independent_noise_per_member() -> None:
+    from models.vae import VAE
+    from trainers.stacked import Members
+
+    torch.manual_seed(0)
+    same = VAE()
+    members = Members([same, same])  # identical members, identical inputs
+    x = torch.rand(1, 4, 1, 28, 28).expand(2, 4, 1, 28, 28)
+    out = members(x)
+    assert not torch.equal(out[0], out[1])  # sampling noise differs per member
+    members.eval()
+    out = members(x[0])
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)  # the posterior mean does not
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer=sgd_c"], "optimizer sgd_c does not vectorize"),
+        (["task=resnet18_cifar100"], "task resnet18_cifar100 does not vectorize: its BatchNorm"),
+        (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0: clipping"),
+        (["members.seed=[-1]"], "members.seed=[-1]: expected a list of non-negative integers"),
+    ],
+)
+def test_what_cannot_vectorize_is_refused_in_one_line(
+    overrides: list[str], message: str, tmp_path: Path, data_root: Path
+) -> None:
+    env = {"OVERSHOOT_DATA": str(data_root), "PATH": "/usr/bin:/bin"}
+    args = ["task=mlp_housing", "max_steps=5", "vectorize=true", *overrides]
+    (line,) = main_refuses(args, tmp_path, env=env)
+    assert message in line, line
+
+
+RESUME_ARGS = [
+    *("task=mlp_housing", "optimizer=sgdo", "trainer=debug", "precision=high", "logger=csv"),
+    *("task.sgd.batch_size=64", "max_steps=700", "vectorize=true"),
+    *("members.seed=[1,2]", "members.overshoot=[3,5]"),
+]
+
+
+def start(cwd: Path, root: Path, experiment: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, MAIN, *RESUME_ARGS, f"experiment_name={experiment}"],
+        cwd=cwd,
+        env={**os.environ, "OVERSHOOT_DATA": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def member_folders(cwd: Path, experiment: str) -> list[Path]:
+    return [
+        RunPath(experiment, "mlp_housing", f"sgdo_g{g}", s).folder(cwd / "results")
+        for g in (3, 5)
+        for s in (1, 2)
+    ]
+
+
+@pytest.mark.slow
+def test_killed_jobs_resume_every_member_bit_for_bit(data_root: Path, tmp_path: Path) -> None:
+    whole = start(tmp_path, data_root, "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:] if whole.stderr else ""
+
+    folders = member_folders(tmp_path, "cut")
+    ckpt = last_checkpoint(job_folder(folders))
+    first = start(tmp_path, data_root, "cut")
+    stop_after_checkpoint(first, ckpt, signal.SIGTERM)
+    assert first.returncode == 130
+    for folder in folders:
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 700
+
+    second = start(tmp_path, data_root, "cut")  # resumes, then dies without cleaning up
+    stop_after_checkpoint(second, ckpt, signal.SIGKILL)
+
+    third = start(tmp_path, data_root, "cut")
+    assert third.wait(timeout=300) == 0, third.stderr.read()[-2000:] if third.stderr else ""
+    for cut, uncut in zip(folders, member_folders(tmp_path, "whole"), strict=True):
+        meta = json.loads((cut / "meta.json").read_text())
+        assert meta["status"] == "finished" and len(meta["resumed_at_steps"]) == 2
+        for name in ("steps.csv", "evals.csv"):
+            a, b = pd.read_csv(uncut / name), pd.read_csv(cut / name)
+            pd.testing.assert_frame_equal(
+                a.drop(columns="wall_time", errors="ignore"),
+                b.drop(columns="wall_time", errors="ignore"),
+                check_exact=True,
+            )
+        assert len(pd.read_csv(cut / "steps.csv")) == 700
+    assert not ckpt.exists()  # every member ended: the job keeps no checkpoint
+
+
+def test_a_multiruns_seeds_and_gammas_become_the_members_of_one_job() -> None:
+    args = ["-m", "task=mlp_housing", "seed=range(3)", "optimizer.overshoot=3,5"]
+    assert main.vectorized(args) == args  # without the switch: one job per seed and γ
+    rewritten = main.vectorized([*args, "vectorize=true"])
+    assert {"seed=0", "members.seed=[0,1,2]", "members.overshoot=[3,5]"} <= set(rewritten)
+    assert "seed=range(3)" not in rewritten
+    grid = main.vectorized(["-m", "experiment=paper_cpu", "vectorize=true"])  # its own sweep
+    assert {"members.seed=[0,1,2,3,4,5,6,7,8,9]", "members.overshoot=[3,5,7]"} <= set(grid)
+
+
+def test_the_switch_runs_one_job_from_the_command_line(data_root: Path, tmp_path: Path) -> None:
+    args = ["-m", "task=mlp_housing", "seed=0,1", "vectorize=true", "max_steps=5", "trainer=debug"]
+    proc = run_main(args, tmp_path, data_root)
+    assert "status: 2 finished (members) after 5 steps" in proc.stdout
+    assert "Launching 1 jobs" in proc.stdout + proc.stderr
+    for seed in (0, 1):
+        folder = RunPath("test", "mlp_housing", "sgdo_g5", seed).folder(tmp_path / "results")
+        assert json.loads((folder / "meta.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize(("ours", "baseline"), [("sgdo", "sgd_momentum"), ("adamo", "adamw")])
+def test_gamma_zero_members_record_their_baselines_curve(
+    ours: str, baseline: str, data_root: Path, tmp_path: Path
+) -> None:
+    overrides = [*common("mlp_housing", data_root), "max_steps=200"]
+    job = [f"optimizer={ours}", "vectorize=true", "members.seed=[1]", "members.overshoot=[0,5]"]
+    member = Path(run(tmp_path, [*overrides, *job], "vec")["members"][0]["results"])
+    assert member.parent.name == f"{ours}_g0"
+    separate = Path(
+        run(tmp_path, [*overrides, f"optimizer={baseline}", "seed=1"], "sep")["results"]
+    )
+    a, b = pd.read_csv(member / "steps.csv"), pd.read_csv(separate / "steps.csv")
+    for column in ("loss", "loss_base"):
+        np.testing.assert_allclose(a[column], b[column], rtol=1e-10, atol=0)
