@@ -185,8 +185,11 @@ def harness(
                 "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             },
         )
-        run = next(run_folders(Path(tmp) / "bench_harness"))  # members share the wall clock
-        wall = pd.read_csv(run / "steps.csv").set_index("step")["wall_time"]
+        # Members share the wall clock; one that diverged stopped writing, so take the longest.
+        walls = [pd.read_csv(r / "steps.csv") for r in run_folders(Path(tmp) / "bench_harness")]
+        wall = max(walls, key=len).set_index("step")["wall_time"]
+        if steps not in wall.index:
+            raise SystemExit(f"every run diverged before step {steps}; pass fewer --steps")
         return max(members, 1) * (steps - skip) / (wall[steps] - wall[skip])
 
 

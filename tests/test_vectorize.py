@@ -239,9 +239,15 @@ def test_the_switch_runs_one_job_from_the_command_line(data_root: Path, tmp_path
     proc = run_main(args, tmp_path, data_root)
     assert "status: 2 finished (members) after 5 steps" in proc.stdout
     assert "Launching 1 jobs" in proc.stdout + proc.stderr
+    logs = set()
     for seed in (0, 1):
         folder = RunPath("test", "mlp_housing", "sgdo_g5", seed).folder(tmp_path / "results")
-        assert json.loads((folder / "meta.json").read_text())["status"] == "finished"
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["status"] == "finished" and meta["members"] == 2
+        assert meta["steps_per_s"] == pytest.approx(2 * meta["job_steps_per_s"], rel=1e-3)
+        assert any((tmp_path / meta["logs"]).glob("events.out.tfevents.*"))  # its own run
+        logs.add(meta["logs"])
+    assert len(logs) == 2
 
 
 @pytest.mark.parametrize(("ours", "baseline"), [("sgdo", "sgd_momentum"), ("adamo", "adamw")])

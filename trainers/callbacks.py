@@ -68,7 +68,8 @@ class LossProgressBar(RichProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         if isinstance(pl_module, TrainModule) and "loss" in pl_module.last_step:
-            metrics["loss"] = f"{pl_module.last_step['loss'].mean().item():.4g}"  # members: mean
+            loss = pl_module.last_step["loss"].nanmean()  # vectorized: the members still training
+            metrics["loss"] = f"{loss.item():.4g}"
         return metrics
 
 

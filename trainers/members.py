@@ -106,6 +106,15 @@ class MembersRecorder(StepRecorder):
         super().__init__(members[0].results, members[0].config_yaml, base_loss)
         self.members = members
 
+    def times(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """The job's times; ``steps_per_s`` is a member's share: the job's steps/s times the
+        number of members (``job_steps_per_s`` is the job's own), so reports compare the cost
+        of a step of each optimizer whatever the size of the job it ran in."""
+        times = super().times(trainer)
+        job = times["steps_per_s"]
+        share = round(job * len(self.members), 2) if job is not None else None
+        return {**times, "steps_per_s": share, "job_steps_per_s": job}
+
     def active(self) -> list[tuple[int, Member]]:
         return [(i, m) for i, m in enumerate(self.members) if m.active]
 

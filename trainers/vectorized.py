@@ -92,39 +92,45 @@ def train_members(cfg: DictConfig) -> dict[str, Any]:
 
 def job_folder(folders: list[Path]) -> Path:
     """``<first member's optimizer folder>/members-<id>``, id naming the members requested."""
-    names = "\n".join("/".join(f.parts[-4:]) for f in folders)
+    names = "\n".join(map(_name, folders))
     return folders[0].parent / f"members-{hashlib.sha1(names.encode()).hexdigest()[:10]}"
 
 
-def train_job(cfg: DictConfig, members: list[DictConfig], folders: list[Path]) -> list[dict]:
+def _name(folder: Path) -> str:
+    """A run's folder below results_dir (which may be given another way on a re-launch)."""
+    return "/".join(folder.parts[-4:])
+
+
+def train_job(
+    cfg: DictConfig, members: list[DictConfig], folders: list[Path]
+) -> list[dict[str, Any]]:
     """One vectorized job: resume it if it was interrupted, else train the members that have
-    not ended (all with ``force``). Members another process trains are left to it."""
+    not ended (all with ``force``). Members another process trains are left to it. Returns
+    the members' summaries in their order."""
     job = job_folder(folders)
     for folder in [job, *folders]:
         make_folder(folder)
     with folder_lock(job) as held:
         if not held:
             return [_skipped(f) for f in folders]
-        listed = _resumable(job) if not cfg.force else None
-        if listed is not None:
-            chosen = [i for i, f in enumerate(folders) if "/".join(f.parts[-4:]) in listed]
-        else:
+        listed = None if cfg.force else _resumable(job)
+        chosen = [i for i, f in enumerate(folders) if listed is not None and _name(f) in listed]
+        if listed is None or all(ended_summary(folders[i]) for i in chosen):
+            listed = None  # nothing to resume (or every member ended after the checkpoint)
             chosen = [i for i, f in enumerate(folders) if cfg.force or not ended_summary(f)]
-        done = [ended_summary(f) or _skipped(f) for i, f in enumerate(folders) if i not in chosen]
-        if not chosen:
-            return done
+        summaries = {i: ended_summary(f) or _skipped(f) for i, f in enumerate(folders)}
         with ExitStack() as stack:
-            locks = [stack.enter_context(folder_lock(folders[i])) for i in chosen]
-            if not all(locks):
-                if listed is not None:
-                    return [_skipped(f) for f in folders]
-                done += [_skipped(folders[i]) for i, h in zip(chosen, locks, strict=True) if not h]
-                chosen = [i for i, h in zip(chosen, locks, strict=True) if h]
-            names = ["/".join(folders[i].parts[-4:]) for i in chosen]
-            write_atomic(job / GROUP_FILE, json.dumps({"members": names}, indent=2) + "\n")
-            resume = last_checkpoint(job) if listed is not None else None
-            picked = [members[i] for i in chosen], [folders[i] for i in chosen]
-            return done + _train(cfg, *picked, job, resume)
+            held_by_us = [stack.enter_context(folder_lock(folders[i])) for i in chosen]
+            if listed is not None and not all(held_by_us):
+                return [_skipped(f) for f in folders]
+            chosen = [i for i, held in zip(chosen, held_by_us, strict=True) if held]
+            if chosen:
+                names = [_name(folders[i]) for i in chosen]
+                write_atomic(job / GROUP_FILE, json.dumps({"members": names}, indent=2) + "\n")
+                resume = last_checkpoint(job) if listed is not None else None
+                picked = [members[i] for i in chosen], [folders[i] for i in chosen]
+                summaries.update(zip(chosen, _train(cfg, *picked, job, resume), strict=True))
+        return [summaries[i] for i in range(len(folders))]
 
 
 def _resumable(job: Path) -> list[str] | None:
