@@ -83,10 +83,11 @@ class MembersModule(TrainModule):
             for i, value in enumerate(values):
                 self.log(f"{stage}/{name}/{i}", value, on_epoch=True, batch_size=n)
 
-    def save_members(self, paths: list[Path]) -> None:
-        """Each member's deployable weights as its own run's checkpoint would hold them."""
+    def save_members(self, paths: dict[int, Path]) -> None:
+        """Members' deployable weights (member index → checkpoint path), keyed as their own
+        runs' checkpoints hold them."""
         with deployed_weights(run_optimizer(self.trainer), self):
-            for i, path in enumerate(paths):
+            for i, path in paths.items():
                 state = {f"model.{k}": v for k, v in self.model.member_state(i).items()}
                 checkpoint = {
                     "state_dict": state,

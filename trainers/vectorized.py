@@ -165,14 +165,8 @@ def _train(
     )
     datamodule.members = seeds
     steps, epochs = schedule(cfg, datamodule)
-    members = []
-    ended_before = [resume is not None and ended_summary(f) is not None for f in folders]
-    for member, folder, ended in zip(configs, folders, ended_before, strict=True):
-        meta = read_meta(folder) if resume is not None else None
-        logger = None if ended else make_logger(member, logger_version(meta) if meta else None)
-        yaml = OmegaConf.to_yaml(member, resolve=True)
-        own = logger if isinstance(logger, Logger) else None
-        members.append(Member(member, yaml, RunResults(folder), own, active=not ended))
+    members = _members(configs, folders, resumed=resume is not None)
+    ended_before = [not m.active for m in members]
     recorder = MembersRecorder(members, cfg.compute_base_model_loss)
     trainer = make_trainer(cfg, job, recorder, steps, epochs, logger=False)
     models = []
@@ -194,7 +188,8 @@ def _train(
     )
     fit(trainer, module, datamodule, resume, job)
     if cfg.checkpoint_every_n_epochs:  # each member's trained model, at base weights
-        module.save_members([last_checkpoint(f) for f in folders])
+        trained = enumerate(zip(folders, ended_before, strict=True))
+        module.save_members({i: last_checkpoint(f) for i, (f, ended) in trained if not ended})
     final = evaluate(trainer, module, datamodule)
     recorder.finish(trainer, final=final)
     last_checkpoint(job).unlink(missing_ok=True)  # every member has ended: nothing to resume
@@ -214,3 +209,17 @@ def _train(
         log_outcome(m.logger, trainer.global_step, labels, summary)
         summaries.append(summary)
     return summaries
+
+
+def _members(configs: list[DictConfig], folders: list[Path], resumed: bool) -> list[Member]:
+    """Each member's config, results folder and logger (a resumed one continues its logger's
+    version folder); a member that ended before the job was interrupted is not active."""
+    members = []
+    for member, folder in zip(configs, folders, strict=True):
+        meta = read_meta(folder) if resumed else None
+        ended = resumed and ended_summary(folder) is not None
+        logger = None if ended else make_logger(member, logger_version(meta) if meta else None)
+        yaml = OmegaConf.to_yaml(member, resolve=True)
+        own = logger if isinstance(logger, Logger) else None
+        members.append(Member(member, yaml, RunResults(folder), own, active=not ended))
+    return members
