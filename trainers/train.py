@@ -60,14 +60,7 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
         return done
     resume = None if cfg.force else resume_point(directory)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    hp = cfg.task[cfg.optimizer.family]
-    datamodule = instantiate(
-        cfg.task.data,
-        root=cfg.data.root,
-        download=cfg.data.download,
-        batch_size=hp.batch_size,
-        seed=cfg.seed,
-    )
+    datamodule = make_datamodule(cfg, cfg.seed)
     steps, epochs = schedule(cfg, datamodule)
     results = RunResults(directory, write=process_rank() == 0)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
@@ -101,6 +94,17 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     labels = {"task": cfg.task.name, "optimizer": optimizer_label(cfg), "seed": cfg.seed}
     log_outcome(trainer.logger, trainer.global_step, labels, summary)
     return summary
+
+
+def make_datamodule(cfg: DictConfig, seed: int) -> Any:
+    """The task's datamodule at the family's batch size; ``seed`` orders the batches."""
+    return instantiate(
+        cfg.task.data,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        batch_size=cfg.task[cfg.optimizer.family].batch_size,
+        seed=seed,
+    )
 
 
 def schedule(cfg: DictConfig, datamodule: Any) -> tuple[int, int]:

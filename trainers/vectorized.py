@@ -34,7 +34,7 @@ from trainers.relaunch import (
 )
 from trainers.results import RunResults, read_meta, write_atomic
 from trainers.stacked import Members
-from trainers.train import evaluate, fit, make_folder, schedule
+from trainers.train import evaluate, fit, make_datamodule, make_folder, schedule
 from trainers.trainer import make_trainer
 
 GROUP_FILE = "members.json"  # the members a job's checkpoint holds, in order
@@ -155,14 +155,7 @@ def _train(
     seeds = [m.seed for m in configs]
     pl.seed_everything(seeds[0], workers=True, verbose=False)
     first = configs[0]  # its optimizer settings are the job's; further γ are param groups
-    hp = cfg.task[cfg.optimizer.family]
-    datamodule = instantiate(
-        cfg.task.data,
-        root=cfg.data.root,
-        download=cfg.data.download,
-        batch_size=hp.batch_size,
-        seed=seeds[0],
-    )
+    datamodule = make_datamodule(cfg, seeds[0])
     datamodule.members = seeds
     steps, epochs = schedule(cfg, datamodule)
     members = _members(configs, folders, resumed=resume is not None)
