@@ -345,7 +345,7 @@ def vectorized(args: list[str]) -> list[str]:
     ``members.overshoot``): Hydra launches one job per configuration, not one per seed and γ.
     A command that does not compose is returned as it is, for ``check_composes`` to report."""
     multirun = any(a in ("-m", "--multirun") for a in args)
-    if not multirun or "vectorize=true" not in args:
+    if not multirun or not any(a.lower() == "vectorize=true" for a in args):
         return args
     overrides = [a for a in args if a.startswith("~") or ("=" in a and not a.startswith("-"))]
     given = {a.partition("=")[0]: a.partition("=")[2] for a in overrides}

@@ -109,15 +109,12 @@ def check_vectorizes(cfg: DictConfig) -> None:
 
     from data.tensors import TensorDataModule
 
-    for key in ("seed", "overshoot"):
+    for key, kind in (("seed", "non-negative integer"), ("overshoot", "number >= 0")):
         values = cfg.members[key]
-        kind = "non-negative integer" if key == "seed" else "number >= 0"
-        valid = (
-            (lambda v: isinstance(v, int) and v >= 0)
-            if key == "seed"
-            else (lambda v: _is_number(v) and v >= 0)
-        )
-        if values is not None and (len(values) == 0 or not all(map(valid, values))):
+        if values is None:
+            continue
+        whole = key == "overshoot" or all(isinstance(v, int) for v in values)
+        if not values or not whole or not all(_is_number(v) and v >= 0 for v in values):
             raise ValueError(f"members.{key}={list(values)!r}: expected a list of {kind}s")
     if not cfg.optimizer.get("vectorizes", False):
         raise ValueError(
