@@ -148,34 +148,46 @@ class StepRecorder(pl.Callback):
         if self.resumed_wall_time is not None:
             return  # resuming: on_train_start, once the checkpoint's step is restored
         self.start = time.perf_counter()
+        self.start_results(trainer, run_meta(trainer, pl_module))
+
+    def start_results(self, trainer: pl.Trainer, meta: dict[str, Any]) -> None:
+        """Open the results folder: config.yaml and meta.json (``meta``: the run's provenance)."""
         logs = trainer.logger.log_dir if trainer.logger is not None else None
-        self.results.start(self.config_yaml, {**run_meta(trainer, pl_module), "logs": logs})
+        self.results.start(self.config_yaml, {**meta, "logs": logs})
+
+    def open_results(self) -> list[RunResults]:
+        """The results folders still being written (one; vectorized jobs: every member's)."""
+        return [self.results]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.resumed_wall_time is not None:
             self.start = time.perf_counter() - self.resumed_wall_time
             self.recorded_step = trainer.global_step
-            self.results.resume(trainer.global_step)
+            for results in self.open_results():
+                results.resume(trainer.global_step)
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         self.flush(trainer)
-        self.results.sync()
+        for results in self.open_results():
+            results.sync()
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         """Ctrl-C, SIGTERM or an error: keep what was recorded and say how the run stopped."""
-        if not self.results.meta:
+        started = [r for r in self.open_results() if r.meta]
+        if not started:
             return  # failed before the run started: nothing to keep
         self.flush(trainer, reduce=False)
         stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
-        self.results.close(
-            Status.INTERRUPTED if stopped else Status.FAILED,
-            stopped_at_step=trainer.global_step,
-            error=None if stopped else f"{type(exception).__name__}: {exception}",
-        )
+        for results in started:
+            results.close(
+                Status.INTERRUPTED if stopped else Status.FAILED,
+                stopped_at_step=trainer.global_step,
+                error=None if stopped else f"{type(exception).__name__}: {exception}",
+            )
 
     def _at_deployed(
         self, module: TrainModule, opt: torch.optim.Optimizer, batch: Any

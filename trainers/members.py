@@ -4,8 +4,7 @@ logger, as its own run would."""
 
 from __future__ import annotations
 
-import os
-import time
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from trainers.base_weights import deployed_weights, run_optimizer
-from trainers.callbacks import EVAL_FIELDS, StepRecorder, eval_row, run_meta, write_steps
+from trainers.callbacks import EVAL_FIELDS, StepRecorder, eval_row, write_steps
 from trainers.module import TrainModule
-from trainers.results import RunResults, Status
+from trainers.results import RunResults, Status, write_atomic
 from trainers.stacked import Members
 
 
@@ -44,14 +43,6 @@ def member_metrics(metrics: dict[str, float], i: int) -> dict[str, float]:
     """Member ``i``'s entries of a vectorized job's metrics, under a separate run's names."""
     tail = f"/{i}"
     return {k.removesuffix(tail): v for k, v in metrics.items() if k.endswith(tail)}
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class MembersModule(TrainModule):
@@ -95,7 +86,9 @@ class MembersModule(TrainModule):
                     "epoch": self.trainer.current_epoch,
                     "pytorch-lightning_version": pl.__version__,
                 }
-                save_atomic(checkpoint, path)
+                buffer = io.BytesIO()
+                torch.save(checkpoint, buffer)
+                write_atomic(path, buffer.getvalue())
 
 
 class MembersRecorder(StepRecorder):
@@ -119,43 +112,12 @@ class MembersRecorder(StepRecorder):
     def active(self) -> list[tuple[int, Member]]:
         return [(i, m) for i, m in enumerate(self.members) if m.active]
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.metric_time.cuda = self.eval_time.cuda = pl_module.device.type == "cuda"
-        if self.resumed_wall_time is not None:
-            return
-        self.start = time.perf_counter()
-        meta = {**run_meta(trainer, pl_module), "members": len(self.members)}
+    def start_results(self, trainer: pl.Trainer, meta: dict[str, Any]) -> None:
         for _, m in self.active():
-            m.results.start(m.config_yaml, {**meta, "logs": m.logs})
+            m.results.start(m.config_yaml, {**meta, "members": len(self.members), "logs": m.logs})
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.resumed_wall_time is not None:
-            self.start = time.perf_counter() - self.resumed_wall_time
-            self.recorded_step = trainer.global_step
-            for _, m in self.active():
-                m.results.resume(trainer.global_step)
-
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        self.flush(trainer)
-        for _, m in self.active():
-            m.results.sync()
-
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        started = [m for _, m in self.active() if m.results.meta]
-        if not started:
-            return
-        self.flush(trainer, reduce=False)
-        stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
-        for m in started:
-            m.results.close(
-                Status.INTERRUPTED if stopped else Status.FAILED,
-                stopped_at_step=trainer.global_step,
-                error=None if stopped else f"{type(exception).__name__}: {exception}",
-            )
+    def open_results(self) -> list[RunResults]:
+        return [m.results for _, m in self.active()]
 
     def write_rows(
         self, trainer: pl.Trainer, infos: list[dict[str, Any]], names: list[str], rows: Any

@@ -69,15 +69,7 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     trainer = make_trainer(cfg, directory, recorder, steps, epochs, logger)
     with trainer.init_module():  # in the run's dtype, so a float64 checkpoint loads exactly
         model = instantiate(cfg.task.model)
-    module = TrainModule(
-        model,
-        optimizer_factory(cfg),
-        total_steps=steps,
-        cosine=cfg.task.cosine,
-        cosine_extra=int(cfg.task.get("cosine_extra", 1)),
-        two_models=cfg.two_models,
-        overshoot=cfg.optimizer.overshoot,
-    )
+    module = TrainModule(model, optimizer_factory(cfg), **module_settings(cfg, steps))
     fit(trainer, module, datamodule, resume[0] if resume else None, directory)
     if cfg.checkpoint_every_n_epochs:  # the trained model, at base weights
         trainer.save_checkpoint(last_checkpoint(directory), weights_only=False)
@@ -105,6 +97,17 @@ def make_datamodule(cfg: DictConfig, seed: int) -> Any:
         batch_size=cfg.task[cfg.optimizer.family].batch_size,
         seed=seed,
     )
+
+
+def module_settings(cfg: DictConfig, steps: int) -> dict[str, Any]:
+    """``TrainModule``'s settings from the run's config: schedule and two-model mode."""
+    return {
+        "total_steps": steps,
+        "cosine": cfg.task.cosine,
+        "cosine_extra": int(cfg.task.get("cosine_extra", 1)),
+        "two_models": cfg.two_models,
+        "overshoot": cfg.optimizer.overshoot,
+    }
 
 
 def schedule(cfg: DictConfig, datamodule: Any) -> tuple[int, int]:

@@ -34,7 +34,14 @@ from trainers.relaunch import (
 )
 from trainers.results import RunResults, read_meta, write_atomic
 from trainers.stacked import Members
-from trainers.train import evaluate, fit, make_datamodule, make_folder, schedule
+from trainers.train import (
+    evaluate,
+    fit,
+    make_datamodule,
+    make_folder,
+    module_settings,
+    schedule,
+)
 from trainers.trainer import make_trainer
 
 GROUP_FILE = "members.json"  # the members a job's checkpoint holds, in order
@@ -172,11 +179,7 @@ def _train(
     module = MembersModule(
         Members(models, blocks),
         optimizer_factory(first),
-        total_steps=steps,
-        cosine=cfg.task.cosine,
-        cosine_extra=int(cfg.task.get("cosine_extra", 1)),
-        two_models=cfg.two_models,
-        overshoot=first.optimizer.overshoot,
+        **module_settings(first, steps),
         overshoots=list(dict.fromkeys(gammas)),
     )
     fit(trainer, module, datamodule, resume, job)
