@@ -138,14 +138,31 @@ def steps_to_threshold(
                         "p_value": one_sample_p(paired) if compared else math.nan,
                         "n_seeds": len(per_seed),
                         "n_paired": len(paired),
-                        "n_censored": sum(math.isnan(i) for i in per_seed.values()),
-                        "per_seed": " ".join(
-                            f"{s}:{'censored' if math.isnan(i) else int(i)}"
-                            for s, i in sorted(per_seed.items())
-                        ),
+                        "n_censored": n_censored(per_seed, threshold),
+                        "per_seed": per_seed_text(per_seed, threshold),
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def n_censored(per_seed: dict[int, float], threshold: float) -> int:
+    """Seeds that never reach ``T``; none without a ``T`` (no finished baseline)."""
+    return 0 if math.isnan(threshold) else sum(math.isnan(i) for i in per_seed.values())
+
+
+def per_seed_text(per_seed: dict[int, float], threshold: float) -> str:
+    if math.isnan(threshold):
+        return " ".join(f"{s}:no threshold" for s in sorted(per_seed))
+    return " ".join(
+        f"{s}:{'censored' if math.isnan(i) else int(i)}" for s, i in sorted(per_seed.items())
+    )
+
+
+def no_threshold(baseline: str) -> str:
+    """Why a row has no ``T``: its family's baseline did not run, or no seed of it finished."""
+    if not baseline:
+        return "no threshold: no baseline run"
+    return f"no threshold: no finished {baseline} run"
 
 
 def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
@@ -157,6 +174,9 @@ def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
         "per-seed paired mean ± 95 % CI)"
     ]
     for row in at.itertuples():
+        if math.isnan(row.threshold):
+            lines.append(f"  {row.task:18} {row.optimizer:28} {no_threshold(row.baseline)}")
+            continue
         steps = "not reached" if math.isnan(row.steps) else f"{row.steps:.0f}"
         saving = ""
         if row.optimizer != row.baseline and not math.isnan(row.savings):

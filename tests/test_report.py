@@ -16,7 +16,13 @@ import pytest
 from scripts.collect import load_runs
 from scripts.report import add_wall_clock
 from scripts.report import main as report_main
-from scripts.threshold import ci95, one_sample_p, steps_to_threshold, trailing_mean
+from scripts.threshold import (
+    ci95,
+    one_sample_p,
+    steps_summary,
+    steps_to_threshold,
+    trailing_mean,
+)
 from trainers.results import RESULTS_VERSION, RunPath
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +96,26 @@ def test_crossings_savings_and_censoring(results: Path) -> None:
     assert div["index"] == 47  # mean curve over finished runs only
     assert (div["n_seeds"], div["n_censored"]) == (2, 1)
     assert any("fast/seed=2: status running" in p for p in runs.problems)
+
+
+def test_without_a_finished_baseline_no_seed_is_called_censored(tmp_path: Path) -> None:
+    """The README's ``optimizer=sgdo seed=...`` sweep has no CM run: its rows say that, not
+    "not reached, all censored"; a baseline whose every seed diverged says so too."""
+    root = tmp_path / "exp"
+    for seed in range(2):
+        write_run(root, "fast", seed, np.clip(100.0 - 2 * STEPS, 0, None))
+    fast = row(steps_to_threshold(load_runs(root), "task_a", [0.95], window=1), "fast")
+    assert (fast["baseline"], fast["n_censored"], fast["per_seed"]) == (
+        "",
+        0,
+        "0:no threshold 1:no threshold",
+    )
+    assert "fast" in (summary := steps_summary(pd.DataFrame([fast])))
+    assert "no threshold: no baseline run" in summary and "censored" not in summary
+    write_run(root, "sgd_momentum", 0, np.array([*(100.0 - STEPS[:10]), math.nan]), "diverged")
+    table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=1)
+    assert "no threshold: no finished sgd_momentum run" in steps_summary(table)
+    assert row(table, "fast")["n_censored"] == 0
 
 
 def test_runs_of_another_results_version_are_left_out(results: Path) -> None:
