@@ -31,6 +31,16 @@ from trainers.results import Status
 
 DEFAULT_BASELINES = {"sgd": "sgd_momentum", "adam": "adamw"}
 WINDOW = 400
+TASK_MEAN_COLUMNS = [
+    "family",
+    "optimizer",
+    "fraction",
+    "savings",
+    "savings_seed_mean",
+    "n_tasks",
+    "tasks",
+    "tasks_left_out",
+]
 
 
 def trailing_mean(curve: np.ndarray, window: int) -> np.ndarray:
@@ -143,6 +153,31 @@ def steps_to_threshold(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def mean_over_tasks(table: pd.DataFrame, fraction: float = 0.95) -> pd.DataFrame:
+    """Per optimizer, the plain mean over tasks of its saving at ``fraction``: the paper's
+    average (its per-task seed-mean-curve savings, as convergance_speed.ipynb averaged them)
+    and ours (the per-task mean of per-seed paired savings). A task where the optimizer never
+    reached ``T`` or had no baseline leaves that mean, and is counted apart."""
+    at = table[np.isclose(table["fraction"], fraction) & (table["optimizer"] != table["baseline"])]
+    at = at[at["baseline"] != ""]
+    rows = []
+    for (family, opt), g in at.groupby(["family", "optimizer"]):
+        paper, ours = g.dropna(subset=["savings"]), g.dropna(subset=["savings_seed_mean"])
+        rows.append(
+            {
+                "family": family,
+                "optimizer": opt,
+                "fraction": fraction,
+                "savings": paper["savings"].mean(),
+                "savings_seed_mean": ours["savings_seed_mean"].mean(),
+                "n_tasks": len(paper),
+                "tasks": " ".join(sorted(paper["task"])),
+                "tasks_left_out": " ".join(sorted(set(g["task"]) - set(paper["task"]))),
+            }
+        )
+    return pd.DataFrame(rows, columns=TASK_MEAN_COLUMNS)
 
 
 def n_censored(per_seed: dict[int, float], threshold: float) -> int:

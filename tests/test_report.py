@@ -18,6 +18,7 @@ from scripts.report import add_wall_clock
 from scripts.report import main as report_main
 from scripts.threshold import (
     ci95,
+    mean_over_tasks,
     one_sample_p,
     steps_summary,
     steps_to_threshold,
@@ -39,8 +40,9 @@ def write_run(
     family: str = "sgd",
     test_loss: float = 1.0,
     steps_per_s: float = 100.0,
+    task: str = "task_a",
 ) -> None:
-    run = RunPath(root.name, "task_a", optimizer, seed).folder(root.parent)
+    run = RunPath(root.name, task, optimizer, seed).folder(root.parent)
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
     meta = {"status": status, "steps_per_s": steps_per_s, "results_version": RESULTS_VERSION}
@@ -116,6 +118,33 @@ def test_without_a_finished_baseline_no_seed_is_called_censored(tmp_path: Path) 
     table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=1)
     assert "no threshold: no finished sgd_momentum run" in steps_summary(table)
     assert row(table, "fast")["n_censored"] == 0
+
+
+def test_mean_over_tasks_averages_each_tasks_saving(results: Path, tmp_path: Path) -> None:
+    """task_b: the same baseline (index 94) and ``fast`` at a = 96 − 4k → index 23, so fast
+    saves 0.5 on task_a and 71/94 on task_b; ``never`` is censored on its one task."""
+    for seed in range(2):
+        write_run(results, "sgd_momentum", seed, 100.0 - STEPS, task="task_b")
+        write_run(results, "fast", seed, np.clip(100.0 - 4 * STEPS, 0, None), task="task_b")
+    runs = load_runs(results)
+    table = pd.concat([steps_to_threshold(runs, t, [0.95], window=1) for t in ("task_a", "task_b")])
+    assert row(table[table["task"] == "task_b"], "fast")["savings"] == pytest.approx(71 / 94)
+    means = mean_over_tasks(table).set_index("optimizer")
+    assert set(means.index) == {"fast", "fast_diverged", "never"}  # baselines are not rows
+    fast = means.loc["fast"]
+    assert fast["savings"] == pytest.approx((0.5 + 71 / 94) / 2) == fast["savings_seed_mean"]
+    assert (fast["n_tasks"], fast["tasks"], fast["tasks_left_out"]) == (2, "task_a task_b", "")
+    never = means.loc["never"]
+    assert never["n_tasks"] == 0 and never["tasks_left_out"] == "task_a"
+    assert math.isnan(never["savings"])
+    report_main(
+        [str(results), "--out", str(tmp_path / "r"), "--smoothing", "1", "--tensorboard", ""]
+    )
+    written = pd.read_csv(tmp_path / "r" / "mean_over_tasks.csv").set_index("optimizer")
+    assert written.loc["fast", "savings"] == pytest.approx(fast["savings"])
+    shown = " ".join((tmp_path / "r" / "mean_over_tasks.md").read_text().split())
+    assert "| fast | 62.8 % | 62.8 % | 2: task_a task_b | |" in shown
+    assert "| never | – | – | 0: | task_a |" in shown
 
 
 def test_runs_of_another_results_version_are_left_out(results: Path) -> None:
