@@ -92,9 +92,13 @@ GLUE = {
 
 class GLUEDataModule(TensorDataModule):
     """A GLUE classification task from its TSVs: train.tsv for training, the labelled dev file
-    split in half for validation and test (GLUE's test.tsv has no labels). Texts of a pair are
-    joined by GPT-2's eos token and padded with it to ``max_length``; rows whose label is not
-    one of the task's (MNLI's "-") are left out."""
+    split in half for validation and test (GLUE's test.tsv has no labels), or with
+    ``split_dev=False`` the whole dev file as both (arXiv v1 had no validation and tested on
+    dev). Texts of a pair are joined by GPT-2's eos token, or with ``joiner`` into one text
+    before tokenizing (v1: two spaces), cut at ``max_length`` tokens and right-padded with eos
+    to the longest row of their split: the classifier is causal and reads the last real token,
+    so padding further changes nothing but the cost. Rows whose label is not one of the task's
+    (MNLI's "-") are left out."""
 
     def __init__(
         self,
@@ -105,6 +109,8 @@ class GLUEDataModule(TensorDataModule):
         max_length: int = 128,
         download: bool = False,
         eval_batch_size: int = 256,
+        joiner: str | None = None,
+        split_dev: bool = True,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
         if task not in GLUE:
@@ -112,6 +118,8 @@ class GLUEDataModule(TensorDataModule):
         self.task = GLUE[task]
         self.task_name = task
         self.max_length = max_length
+        self.joiner = joiner
+        self.split_dev = split_dev
 
     def rows(self, path: Path) -> tuple[list[tuple[str, ...]], list[int]]:
         texts, labels = [], []
@@ -124,15 +132,19 @@ class GLUEDataModule(TensorDataModule):
         return texts, labels
 
     def encode(self, texts: list[tuple[str, ...]], tok: Any | None) -> torch.Tensor:
-        out = torch.full((len(texts), self.max_length), GPT2_EOS, dtype=torch.long)
-        for i, parts in enumerate(texts):
-            ids: list[int] = []
-            for j, text in enumerate(parts):
-                if j:
-                    ids.append(GPT2_EOS)
-                ids += tok(text)["input_ids"] if tok is not None else [b + 1 for b in text.encode()]
-            ids = ids[: self.max_length]
-            out[i, : len(ids)] = torch.tensor(ids)
+        def ids_of(text: str) -> list[int]:
+            return tok(text)["input_ids"] if tok is not None else [b + 1 for b in text.encode()]
+
+        rows = []
+        for parts in texts:
+            if self.joiner is not None:
+                ids = ids_of(self.joiner.join(parts))
+            else:
+                ids = [i for j, text in enumerate(parts) for i in [GPT2_EOS][:j] + ids_of(text)]
+            rows.append(ids[: self.max_length])
+        out = torch.full((len(rows), max(map(len, rows), default=0)), GPT2_EOS, dtype=torch.long)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return out
 
     def load(self) -> tuple[Split, Split, Split]:
@@ -144,9 +156,13 @@ class GLUEDataModule(TensorDataModule):
             )
         x_tr, y_tr = self.rows(train)
         x_dev, y_dev = self.rows(dev)
+        train_split = (self.encode(x_tr, tok), torch.tensor(y_tr))
+        if not self.split_dev:
+            whole = (self.encode(x_dev, tok), torch.tensor(y_dev))
+            return train_split, whole, whole
         half = len(x_dev) // 2
         return (
-            (self.encode(x_tr, tok), torch.tensor(y_tr)),
+            train_split,
             (self.encode(x_dev[:half], tok), torch.tensor(y_dev[:half])),
             (self.encode(x_dev[half:], tok), torch.tensor(y_dev[half:])),
         )

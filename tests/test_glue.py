@@ -52,6 +52,51 @@ def test_qqp_reads_the_real_sample_and_joins_pairs_with_eos(tmp_path: Path) -> N
     assert module.splits["test"][1].tolist() == dev["is_duplicate"][half:].astype(int).tolist()
 
 
+def test_qqp_as_v1_read_it_one_text_per_pair_and_the_whole_dev_file_tests(tmp_path: Path) -> None:
+    """custom_datasets.create_qqp at b3ebff9: "question1  question2" tokenized as one text,
+    padded to the longest row, no validation split, all of dev.tsv as the test set."""
+    if not SAMPLE.is_dir():
+        pytest.skip("the real QQP sample needs OVERSHOOT_DATA (CI sets it to ../shared/data)")
+    shutil.copytree(SAMPLE, tmp_path / "glue_qqp")
+    train = pd.read_csv(SAMPLE / "train.tsv", sep="\t", quoting=3, dtype=str)
+    dev = pd.read_csv(SAMPLE / "dev.tsv", sep="\t", quoting=3, dtype=str)
+    module = GLUEDataModule("qqp", root=str(tmp_path), max_length=512, joiner="  ", split_dev=False)
+    module.setup()
+    x, _ = module.splits["train"]
+    texts = [
+        byte_ids(f"{a}  {b}") for a, b in zip(train["question1"], train["question2"], strict=True)
+    ]
+    assert x.shape == (len(texts), max(map(len, texts)))  # the longest row, not 512
+    assert x[0, : len(texts[0])].tolist() == texts[0]
+    assert (x[0, len(texts[0]) :] == GPT2_EOS).all()
+    assert module.splits["val"] is module.splits["test"]
+    assert module.splits["test"][1].tolist() == dev["is_duplicate"].astype(int).tolist()
+    cut = GLUEDataModule("qqp", root=str(tmp_path), max_length=16, joiner="  ", split_dev=False)
+    cut.setup()
+    assert cut.splits["train"][0].tolist() == [t[:16] for t in texts]
+
+
+def test_padding_to_the_longest_row_changes_no_prediction() -> None:
+    """Causal attention and the last real token's logits: extra right padding is inert."""
+    torch.manual_seed(0)
+    model = GPT2LoRAClassifier(pretrained=None, n_layer=1, n_head=2, n_embd=8).eval()
+    rows = torch.tensor([[5, GPT2_EOS, 7, GPT2_EOS], [3, 4, 6, 8]])
+    padded = torch.cat([rows, torch.full((2, 5), GPT2_EOS)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(rows), model(padded), rtol=1e-6, atol=1e-6)
+
+
+def test_lora_is_scaled_as_the_reference_configured_it() -> None:
+    """peft's default alpha 8 over r = 6 (the reference never set alpha), on c_attn only."""
+    model = GPT2LoRAClassifier(pretrained=None, n_layer=2, n_head=2, n_embd=8)
+    adapted = {n: m for n, m in model.net.named_modules() if hasattr(m, "lora_A")}
+    assert sorted(n.removeprefix("base_model.model.transformer.") for n in adapted) == [
+        "h.0.attn.c_attn",
+        "h.1.attn.c_attn",
+    ]
+    assert {m.scaling["default"] for m in adapted.values()} == {8 / 6}
+
+
 def test_sst2_single_sentences_from_the_zip_layout(tmp_path: Path) -> None:
     write_sst2(tmp_path, n=10)
     module = loaded("sst2", tmp_path, max_length=8)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fake_data import write_housing, write_mnist
+from tests.fake_data import write_housing, write_mnist, write_qqp
 from tests.launch import config, main_refuses
 from trainers.train import train
 
@@ -42,6 +42,34 @@ def test_mlp_ca_v1_trains_on_80_percent_with_v1s_cosine(
     evals = pd.read_csv(Path(summary["results"]) / "evals.csv")
     last_val = evals[evals["stage"] == "val"]["loss"].iloc[-1]
     assert last_val == pytest.approx(evals[evals["stage"] == "test"]["loss"].iloc[-1])
+
+
+def test_gpt2_qqp_v1_settings_compose_and_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GptQqpConfig at b3ebff9: lr 3e-4 and weight decay 5e-4 for both families, 10 epochs; all
+    of train.tsv trains and dev.tsv tests (24 rows each: 6 steps an epoch at batch 4)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config(tmp_path, ["task=gpt_hf_qqp", "hparams=paper_v1"])
+    assert (cfg.task.epochs, cfg.task.cosine) == (10, False)
+    for family in ("sgd", "adam"):
+        assert (cfg.task[family].lr, cfg.task[family].weight_decay) == (3e-4, 5e-4)
+        assert cfg.task[family].batch_size == 64
+    assert (cfg.task.data.max_length, cfg.task.data.joiner, cfg.task.data.split_dev) == (
+        512,
+        "  ",
+        False,
+    )
+    assert (cfg.task.model.lora_r, cfg.task.model.lora_alpha) == (6, 8)
+    root = write_qqp(tmp_path / "data", n=24)
+    small = ["+task.model.n_layer=1", "+task.model.n_embd=16", "+task.model.n_head=2"]
+    overrides = ["task=gpt_hf_qqp", "hparams=paper_v1", "task.epochs=1", "task.adam.batch_size=4"]
+    summary = train(config(tmp_path, [*overrides, *small, "optimizer=adamo", f"data.root={root}"]))
+    assert summary["status"] == "finished"
+    assert len(pd.read_csv(Path(summary["results"]) / "steps.csv")) == 6
+    evals = pd.read_csv(Path(summary["results"]) / "evals.csv")
+    last = evals.groupby("stage")["loss"].last()
+    assert last["val"] == pytest.approx(last["test"])  # one split: the whole dev file
 
 
 def test_a_task_without_v1_settings_is_refused(tmp_path: Path) -> None:
