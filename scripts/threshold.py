@@ -118,6 +118,7 @@ def steps_to_threshold(
             for opt, g in fam[fam["status"] == Status.FINISHED].groupby("optimizer")
         }
         ref = means.get(baseline, np.empty(0)) if baseline else np.empty(0)
+        why_not = no_threshold(baseline, baseline in means, window) if not len(ref) else ""
         for fraction in fractions:
             threshold = ref[0] - fraction * (ref[0] - ref[-1]) if len(ref) else math.nan
             base_index = first_index(ref, threshold)
@@ -139,6 +140,7 @@ def steps_to_threshold(
                         "fraction": fraction,
                         "window": window,
                         "threshold": threshold,
+                        "no_threshold": why_not,
                         "index": at,
                         "steps": at + window,
                         "savings": saving(base_index, at),
@@ -193,11 +195,14 @@ def per_seed_text(per_seed: dict[int, float], threshold: float) -> str:
     )
 
 
-def no_threshold(baseline: str) -> str:
-    """Why a row has no ``T``: its family's baseline did not run, or no seed of it finished."""
+def no_threshold(baseline: str | None, finished: bool, window: int) -> str:
+    """Why a family has no ``T``: its baseline did not run, no seed of it finished, or its
+    curve is not longer than one smoothing window."""
     if not baseline:
         return "no threshold: no baseline run"
-    return f"no threshold: no finished {baseline} run"
+    if not finished:
+        return f"no threshold: no finished {baseline} run"
+    return f"no threshold: {baseline} ran no more steps than the {window}-step window"
 
 
 def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
@@ -209,8 +214,8 @@ def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
         "per-seed paired mean ± 95 % CI)"
     ]
     for row in at.itertuples():
-        if math.isnan(row.threshold):
-            lines.append(f"  {row.task:18} {row.optimizer:28} {no_threshold(row.baseline)}")
+        if row.no_threshold:
+            lines.append(f"  {row.task:18} {row.optimizer:28} {row.no_threshold}  n={row.n_seeds}")
             continue
         steps = "not reached" if math.isnan(row.steps) else f"{row.steps:.0f}"
         saving = ""

@@ -112,12 +112,17 @@ def test_without_a_finished_baseline_no_seed_is_called_censored(tmp_path: Path) 
         0,
         "0:no threshold 1:no threshold",
     )
-    assert "fast" in (summary := steps_summary(pd.DataFrame([fast])))
-    assert "no threshold: no baseline run" in summary and "censored" not in summary
+    summary = steps_summary(pd.DataFrame([fast]))
+    assert summary.endswith("fast                         no threshold: no baseline run  n=2")
     write_run(root, "sgd_momentum", 0, np.array([*(100.0 - STEPS[:10]), math.nan]), "diverged")
     table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=1)
-    assert "no threshold: no finished sgd_momentum run" in steps_summary(table)
+    assert "no threshold: no finished sgd_momentum run  n=2" in steps_summary(table)
     assert row(table, "fast")["n_censored"] == 0
+    write_run(root, "sgd_momentum", 1, 100.0 - STEPS)  # 100 steps: no full 100-step window left
+    table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=100)
+    why = "no threshold: sgd_momentum ran no more steps than the 100-step window"
+    assert row(table, "fast")["no_threshold"] == why and "censored" not in steps_summary(table)
+    assert row(steps_to_threshold(load_runs(root), "task_a", [0.95], 1), "fast")["index"] == 47
 
 
 def test_mean_over_tasks_averages_each_tasks_saving(results: Path, tmp_path: Path) -> None:
