@@ -84,7 +84,11 @@ class GPT2LoRAClassifier(TaskModel):
         self.net = get_peft_model(model, lora)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(input_ids=x, attention_mask=self.attention_mask(x))
+        """Runs on the batch cut to its longest row (a collator's padding="longest"): the
+        padding after every row's last token changes no logit and would only cost compute."""
+        mask = self.attention_mask(x)
+        width = int(mask.sum(-1).max())
+        out = self.net(input_ids=x[:, :width], attention_mask=mask[:, :width])
         return out.logits  # type: ignore[no-any-return]
 
     def attention_mask(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -76,14 +77,27 @@ def test_qqp_as_v1_read_it_one_text_per_pair_and_the_whole_dev_file_tests(tmp_pa
     assert cut.splits["train"][0].tolist() == [t[:16] for t in texts]
 
 
-def test_padding_to_the_longest_row_changes_no_prediction() -> None:
-    """Causal attention and the last real token's logits: extra right padding is inert."""
+def test_padding_to_the_longest_row_changes_no_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Causal attention and the last real token's logits: extra right padding is inert, and
+    the model cuts a batch to its longest row before running."""
     torch.manual_seed(0)
     model = GPT2LoRAClassifier(pretrained=None, n_layer=1, n_head=2, n_embd=8).eval()
     rows = torch.tensor([[5, GPT2_EOS, 7, GPT2_EOS], [3, 4, 6, 8]])
     padded = torch.cat([rows, torch.full((2, 5), GPT2_EOS)], dim=1)
+    widths: list[int] = []
+    net = model.net.forward
+
+    def recording(**kwargs: Any) -> Any:
+        widths.append(kwargs["input_ids"].shape[1])
+        return net(**kwargs)
+
+    monkeypatch.setattr(model.net, "forward", recording)
     with torch.no_grad():
-        torch.testing.assert_close(model(rows), model(padded), rtol=1e-6, atol=1e-6)
+        short, long = model(rows), model(padded)
+        full = net(input_ids=padded, attention_mask=model.attention_mask(padded)).logits
+    assert widths == [4, 4]
+    torch.testing.assert_close(short, long, rtol=0, atol=0)
+    torch.testing.assert_close(long, full, rtol=1e-6, atol=1e-6)
 
 
 def test_lora_is_scaled_as_the_reference_configured_it() -> None:
