@@ -8,8 +8,7 @@ seconds per step and time to threshold from the same runs) and
 per task ``<task>/steps_to_threshold.csv``, ``<task>/loss_curves.png``, ``<task>/savings.png``;
 ``table1.{md,tex,csv}``; ``mean_over_tasks.{csv,md}`` (each optimizer's saving at 0.95 averaged
 over the tasks, the paper's way and per seed); ``performance_profile.png``; ``missing.txt``; and
-a TensorBoard run in
-``lightning_logs/compare/`` (``--tensorboard``).
+a TensorBoard run in ``lightning_logs/compare/`` (``--tensorboard``).
 """
 
 from __future__ import annotations

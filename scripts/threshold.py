@@ -183,7 +183,7 @@ def mean_over_tasks(table: pd.DataFrame, fraction: float = 0.95) -> pd.DataFrame
 
 
 def n_censored(per_seed: dict[int, float], threshold: float) -> int:
-    """Seeds that never reach ``T``; none without a ``T`` (no finished baseline)."""
+    """Seeds that never reach ``T``; none where there is no ``T`` (``no_threshold`` says why)."""
     return 0 if math.isnan(threshold) else sum(math.isnan(i) for i in per_seed.values())
 
 
