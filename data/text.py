@@ -140,7 +140,9 @@ class GLUEDataModule(TensorDataModule):
             if self.joiner is not None:
                 ids = ids_of(self.joiner.join(parts))
             else:
-                ids = [i for j, text in enumerate(parts) for i in [GPT2_EOS][:j] + ids_of(text)]
+                ids = ids_of(parts[0])
+                for text in parts[1:]:
+                    ids += [GPT2_EOS, *ids_of(text)]
             rows.append(ids[: self.max_length])
         out = torch.full((len(rows), max(map(len, rows), default=0)), GPT2_EOS, dtype=torch.long)
         for i, ids in enumerate(rows):
