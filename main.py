@@ -13,6 +13,7 @@ is valid.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -395,7 +396,18 @@ def main() -> None:
     except UsageError as e:
         fail(str(e))
     sys.argv = [sys.argv[0], *args]
+    export_harness_path()
     hydra_main()
+
+
+def export_harness_path() -> None:
+    """Put the harness on PYTHONPATH for launched jobs: submitit (hydra/launcher=slurm, and
+    submitit_local) unpickles each run in a fresh interpreter started in the caller's folder,
+    which imports ``data`` or ``trainers`` only if that folder is this clone."""
+    root = str(CONFIGS.parent)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
 
 
 def _run(cfg: Any) -> float | None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+
+from tests.fake_data import write_housing
+from tests.launch import run_main
+from trainers.results import RunPath
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -53,3 +58,35 @@ def test_paper_v1_is_the_papers_grid_with_its_settings() -> None:
     assert str(params.optimizer).split(",") == [
         *("sgd_momentum", "sgd_nesterov", "sgdo", "adamw", "nadam", "adamo")
     ]
+
+
+def test_paper_v1_composes_for_a_slurm_cluster() -> None:
+    overrides = ["experiment=paper_v1", "hydra/launcher=slurm", "trainer=gpu"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides, return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.trainer.accelerator == "gpu"
+
+
+def test_a_submitit_job_runs_from_outside_the_clone(tmp_path: Path) -> None:
+    """submitit_local is the slurm launcher's code path without sbatch: each run is unpickled in
+    a fresh interpreter started in the caller's folder, here not the clone."""
+    root = write_housing(tmp_path / "data", n=400)
+    run_main(
+        [
+            "-m",
+            "experiment=paper_v1",
+            "task=mlp_housing",
+            "optimizer=sgdo",
+            "optimizer.overshoot=3",
+            "seed=10",
+            "max_steps=5",
+            "hydra/launcher=submitit_local",
+            f"results_dir={tmp_path / 'results'}",
+        ],
+        tmp_path,
+        root,
+    )
+    run = RunPath("paper_v1", "mlp_housing", "sgdo_g3", 10).folder(tmp_path / "results")
+    meta = json.loads((run / "meta.json").read_text())
+    assert (meta["status"], meta["steps"]) == ("finished", 5)
