@@ -168,3 +168,16 @@ def test_sweep_prints_summary_and_rerun_skips_finished_runs(tmp_path: Path) -> N
         [*sweep[:1], "optimizer=sgdo", "seed=1", *sweep[3:], "force=true"], tmp_path, tmp_path
     )
     assert "already" not in forced.stdout and steps_csv.stat().st_mtime_ns != written
+
+
+def test_meta_records_the_cpu_threads_a_run_had(tmp_path: Path, housing_root: Path | str) -> None:
+    """Float32 CPU results depend on the thread count: a parallel sweep's joblib workers get
+    ``cpu_count // n_jobs`` threads each, which meta.json must say so a run can be redone."""
+    import joblib
+
+    common = ["task=mlp_housing", "optimizer=sgd_momentum", "max_steps=3", "trainer=debug"]
+    run_main(["-m", *common, "seed=0,1", "hydra/launcher=local_parallel"], tmp_path, housing_root)
+    for seed in (0, 1):
+        run = RunPath("test", "mlp_housing", "sgd_momentum", seed).folder(tmp_path / "results")
+        meta = json.loads((run / "meta.json").read_text())
+        assert meta["cpu_threads"] == max(1, joblib.cpu_count() // 2), seed

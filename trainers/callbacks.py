@@ -74,7 +74,9 @@ class LossProgressBar(RichProgressBar):
 
 
 def run_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-    """What a run was computed with (versions, commit, device, precision), for meta.json."""
+    """What a run was computed with (versions, commit, device, precision, CPU threads), for
+    meta.json. Float32 results on a CPU depend on the thread count (it sets the summation order):
+    joblib's workers get one thread each, a lone run all cores."""
     return {
         "torch": torch.__version__,
         "lightning": pl.__version__,
@@ -82,6 +84,7 @@ def run_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, An
         "git_commit": _git_commit(),
         "device": str(pl_module.device),
         "precision": str(trainer.precision),
+        "cpu_threads": torch.get_num_threads(),
     }
 
 
