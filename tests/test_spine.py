@@ -97,6 +97,12 @@ def test_one_precision_vocabulary(tmp_path: Path) -> None:
     assert translated == ["precision=auto"]  # the reference's name for the default
 
 
+def test_an_on_off_key_takes_only_true_or_false(tmp_path: Path) -> None:
+    lines = main_refuses(["-m", "fused=nope", "seed=0,1"], tmp_path)
+    assert lines == ["main.py: error: fused='nope': valid values are true, false"]
+    assert not any(tmp_path.iterdir())
+
+
 def test_callbacks_come_from_their_config_group(tmp_path: Path) -> None:
     shown = config(tmp_path, ["trainer.enable_progress_bar=true"])
     kinds = [type(c) for c in make_callbacks(shown)]

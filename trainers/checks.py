@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from data.root import check_present
 
@@ -17,6 +17,8 @@ PRECISIONS = (
     *("high", "auto", "64-true", "32-true"),
     *("16-mixed", "bf16-mixed", "16-true", "bf16-true"),
 )
+# On/off keys of the run: OmegaConf takes ``fused=nope`` as text, which would read as on.
+SWITCHES = ("vectorize", "two_models", "fused", "compute_base_model_loss", "force", "data.download")
 
 
 def _is_number(value: Any) -> bool:
@@ -58,6 +60,10 @@ def check_types(cfg: DictConfig) -> None:
         raise ValueError(f"seed={cfg.seed!r}: expected a non-negative integer")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision={cfg.precision!r}: valid values are {', '.join(PRECISIONS)}")
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}={value!r}: valid values are true, false")
 
 
 def on_cpu(cfg: DictConfig) -> bool:
