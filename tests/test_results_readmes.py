@@ -1,0 +1,37 @@
+"""Each committed results folder's README regenerates it: its commands compose as main.py would
+run them, and its report writes into the folder itself."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+import main
+
+RESULTS = Path(main.__file__).resolve().parent / "results"
+READMES = sorted(RESULTS.glob("*/README.md"))
+
+
+def commands(readme: Path) -> list[list[str]]:
+    """The shell commands in the README's bash blocks, split as the shell would."""
+    blocks = re.findall(r"```bash\n(.*?)```", readme.read_text(), flags=re.S)
+    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
+def test_results_readme_commands_regenerate_the_folder(readme: Path) -> None:
+    runs = [c[c.index("main.py") + 1 :] for c in commands(readme) if "main.py" in c]
+    reports = [
+        c[c.index("scripts/report.py") + 1 :] for c in commands(readme) if "scripts/report.py" in c
+    ]
+    assert runs and reports, readme
+    for argv in runs:
+        overrides, rest = main.split_argv(argv)
+        main.check_group_choices(overrides + rest)
+        main.check_composes(main.vectorized(overrides + rest))
+    folder = f"results/{readme.parent.name}"
+    for report in reports:
+        assert report[0] == folder and report[report.index("--out") + 1] == folder
