@@ -1,5 +1,5 @@
-"""Each committed results folder's README regenerates it: its commands compose as main.py would
-run them, and its report writes into the folder itself."""
+"""Each committed results folder's README says how to regenerate it: its run commands pass
+main.py's checks (choices, composition, validation) and its report writes into the folder."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def commands(readme: Path) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
-def test_results_readme_commands_regenerate_the_folder(readme: Path) -> None:
+def test_results_readme_commands_compose_and_report_into_their_folder(readme: Path) -> None:
     runs = [c[c.index("main.py") + 1 :] for c in commands(readme) if "main.py" in c]
     reports = [
         c[c.index("scripts/report.py") + 1 :] for c in commands(readme) if "scripts/report.py" in c
