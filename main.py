@@ -379,6 +379,16 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return translate(args), rest
 
 
+def checked_args(argv: list[str]) -> list[str]:
+    """Hydra's arguments for ``argv`` (reference flags translated, vectorized sweeps rewritten),
+    checked as a run would be; a UsageError names the first bad one."""
+    overrides, rest = split_argv(argv)
+    check_group_choices(overrides + rest)
+    args = vectorized(overrides + rest)
+    check_composes(args)
+    return args
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
@@ -389,10 +399,7 @@ def main() -> None:
         print(list_optimizers())
         return
     try:
-        overrides, rest = split_argv(argv)
-        check_group_choices(overrides + rest)
-        args = vectorized(overrides + rest)
-        check_composes(args)
+        args = checked_args(argv)
     except UsageError as e:
         fail(str(e))
     sys.argv = [sys.argv[0], *args]

@@ -23,15 +23,12 @@ def commands(readme: Path) -> list[list[str]]:
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
 def test_results_readme_commands_compose_and_report_into_their_folder(readme: Path) -> None:
-    runs = [c[c.index("main.py") + 1 :] for c in commands(readme) if "main.py" in c]
-    reports = [
-        c[c.index("scripts/report.py") + 1 :] for c in commands(readme) if "scripts/report.py" in c
-    ]
+    lines = commands(readme)
+    runs = [c[c.index("main.py") + 1 :] for c in lines if "main.py" in c]
+    reports = [c[c.index("scripts/report.py") + 1 :] for c in lines if "scripts/report.py" in c]
     assert runs and reports, readme
     for argv in runs:
-        overrides, rest = main.split_argv(argv)
-        main.check_group_choices(overrides + rest)
-        main.check_composes(main.vectorized(overrides + rest))
+        main.checked_args(argv)
     folder = f"results/{readme.parent.name}"
     for report in reports:
         assert report[0] == folder and report[report.index("--out") + 1] == folder
