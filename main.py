@@ -247,11 +247,20 @@ def _family(optimizer: str) -> str:
     return str(OmegaConf.load(CONFIGS / "optimizer" / f"{optimizer}.yaml").family)
 
 
+# Keys of earlier versions: a command that still uses one is told what replaced it.
+RENAMED = {
+    "fused": "kernels=fused|foreach|single (fused=true was kernels=fused, fused=false "
+    "kernels=foreach)",
+}
+
+
 def check_group_choices(overrides: list[str]) -> None:
     """Validate ``group=a,b`` choices before Hydra, so a typo fails fast with the valid names."""
     for item in overrides:
         key, sep, value = item.partition("=")
         group = key.lstrip("+~")
+        if sep and group in RENAMED:
+            raise UsageError(f"{item}: the key is now {RENAMED[group]}")
         if sep and group in ("task", "optimizer", "trainer", "experiment", "hparams"):
             for name in value.split(","):
                 if name not in choices(group):

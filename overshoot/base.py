@@ -33,6 +33,19 @@ class OvershootOptimizer(Optimizer):
         return False
 
     @property
+    def shifted(self) -> bool:
+        """Whether the held weights θ′ differ from θ: some parameter's γ in force (the one of its
+        last step, or its group's before any) is not 0. At γ = 0 (and during AdamO's delay)
+        θ′ = θ, so evaluating at the base weights needs no shift and no copy."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                gamma = state.get("overshoot_prev", group["overshoot"]) if state else None
+                if (group["overshoot"] if gamma is None else gamma) != 0:
+                    return True
+        return False
+
+    @property
     def at_base(self) -> bool:
         """True while the parameters hold the base weights θ."""
         return self._at_base

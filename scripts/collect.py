@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -20,9 +22,28 @@ class Runs:
     problems: list[str] = field(default_factory=list)
 
 
-def _family(run: Path) -> str:
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    return str(config.get("optimizer", {}).get("family", "other"))
+def step_time(meta: dict[str, Any]) -> tuple[float, str]:
+    """(seconds per training step, how it was measured): the median of the steps' own
+    durations, or for runs of earlier versions their training wall time over their steps,
+    which also held process warm-up, file writes and compilation."""
+    if meta.get("step_time_s") is not None:
+        return float(meta["step_time_s"]), "step median"
+    if meta.get("steps_per_s"):
+        return 1.0 / float(meta["steps_per_s"]), "old: training wall time / steps"
+    return math.nan, ""
+
+
+def time_compute(config: dict[str, Any], meta: dict[str, Any]) -> str:
+    """What a run's step time depends on beyond its optimizer: the kernels asked for, the
+    device, the CPU threads and whether it ran as a vectorized member."""
+    kernels = config.get("kernels")
+    if kernels is None and "fused" in config:  # before ``kernels`` replaced it
+        kernels = "fused" if config["fused"] else "foreach"
+    where = meta.get("device_name") or meta.get("device") or "?"
+    if meta.get("cpu_threads") and str(meta.get("device", "cpu")).startswith("cpu"):
+        where += f" {meta['cpu_threads']} threads"
+    member = " members" if "members" in meta else ""
+    return f"kernels={kernels or '?'} {where}{member}"
 
 
 def load_runs(root: Path) -> Runs:
@@ -44,18 +65,24 @@ def load_runs(root: Path) -> Runs:
             problems.append(f"{where}: status {status}, left out")
             continue
         steps = pd.read_csv(steps_csv)
+        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        seconds, basis = step_time(meta)
         curves[(path.task, path.optimizer, path.seed)] = steps.set_index("step")["loss_base"]
         evals = pd.read_csv(run / "evals.csv") if (run / "evals.csv").is_file() else None
         test = evals[evals["stage"] == "test"] if evals is not None else pd.DataFrame()
         rows.append(
             {
                 "task": path.task,
-                "family": _family(run),
+                "family": str(config.get("optimizer", {}).get("family", "other")),
                 "optimizer": path.optimizer,
                 "seed": path.seed,
                 "status": status,
                 "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
-                "steps_per_s": meta.get("steps_per_s"),
+                "step_time_s": seconds,
+                "step_time_iqr_s": meta.get("step_time_iqr_s") or math.nan,
+                "time_basis": basis,
+                "compile_time_s": meta.get("compile_time_s", math.nan),
+                "compute": time_compute(config, meta),
                 "test_loss": float(test["loss"].iloc[-1]) if len(test) else float("nan"),
                 "test_accuracy": (
                     float(test["accuracy"].iloc[-1])
@@ -71,7 +98,11 @@ def load_runs(root: Path) -> Runs:
         "seed",
         "status",
         "steps",
-        "steps_per_s",
+        "step_time_s",
+        "step_time_iqr_s",
+        "time_basis",
+        "compile_time_s",
+        "compute",
         "test_loss",
         "test_accuracy",
     ]

@@ -98,28 +98,63 @@ def table1(runs: Runs) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), shown
 
 
-def add_wall_clock(table: pd.DataFrame, runs: Runs) -> pd.DataFrame:
-    """Seconds per training step (mean over finished seeds) and time to threshold.
+def add_wall_clock(table: pd.DataFrame, runs: Runs, mixed_time: bool = False) -> pd.DataFrame:
+    """Seconds per training step and time to threshold.
 
-    A run's steps/s counts training alone: the metric's extra forward at the deployed weights
-    and evaluation are timed apart (meta.json), so ``step_time_ratio`` compares optimizer steps
-    at their real cost. ``time_savings`` compares steps x seconds per step with the baseline's.
+    ``s_per_step`` is the median over finished seeds of each run's median step time (the step's
+    forward, backward and update alone; ``s_per_step_iqr`` its spread), ``compile_time_s`` the
+    time spent in ``torch.compile``, reported beside it, never inside. ``time_to_threshold_s`` =
+    steps × ``s_per_step``. ``step_time_ratio`` is paired by seed, as the savings are: the median
+    over seeds of a run's step time over the baseline run's with the same seed (a multirun runs
+    them close in time, so a shared machine's drift cancels); ``time_savings`` = 1 − steps /
+    baseline steps × ``step_time_ratio``. Both compare an optimizer with its baseline only where
+    both ran alike (kernels, device, CPU threads, members or not, and how the time was
+    measured); ``mixed_time`` compares them anyway. ``time_note`` says which.
     """
     done = runs.index[runs.index["status"] == Status.FINISHED]
-    per_step = (1.0 / done["steps_per_s"]).groupby([done["task"], done["optimizer"]]).mean()
-    out = table.merge(
-        per_step.rename("s_per_step").reset_index(), on=["task", "optimizer"], how="left"
+    how = done["compute"] + "; " + done["time_basis"]
+    groups = done.assign(how=how).groupby(["task", "optimizer"])
+    per_step = groups.agg(
+        s_per_step=("step_time_s", "median"),
+        s_per_step_iqr=("step_time_iqr_s", "median"),
+        compile_time_s=("compile_time_s", "mean"),
+        ran=("how", lambda h: " | ".join(sorted(set(h)))),
     )
+    out = table.merge(per_step.reset_index(), on=["task", "optimizer"], how="left")
     out["time_to_threshold_s"] = out["steps"] * out["s_per_step"]
-    base = out.set_index(["task", "optimizer", "fraction"])["time_to_threshold_s"]
-    base_time = [
-        base.get((row.task, row.baseline, row.fraction), math.nan) for row in out.itertuples()
-    ]
-    out["step_time_ratio"] = out["s_per_step"] / [
-        per_step.get((row.task, row.baseline), math.nan) for row in out.itertuples()
-    ]
-    out["time_savings"] = 1 - out["time_to_threshold_s"] / base_time
-    return out
+    out_steps = out.set_index(["task", "optimizer", "fraction"])["steps"]
+    ratios, savings, notes = [], [], []
+    for row in out.itertuples():
+        key = (row.task, row.baseline)
+        ours, theirs = row.ran, per_step["ran"].get(key, "")
+        note = ""
+        if isinstance(ours, str) and theirs and (ours != theirs or " | " in ours):
+            note = f"{row.optimizer} ran {ours}; {row.baseline} ran {theirs}"
+        elif isinstance(ours, str) and "old:" in ours:
+            note = "old definition: training wall time / steps"
+        comparable = not note.startswith(f"{row.optimizer} ran") or mixed_time
+        ratio = paired_ratio(done, row.task, row.optimizer, row.baseline, comparable)
+        base_steps = out_steps.get((row.task, row.baseline, row.fraction), math.nan)
+        ratios.append(ratio)
+        savings.append(1 - row.steps / base_steps * ratio)
+        if note.startswith(f"{row.optimizer} ran"):
+            note = ("mixed: " if mixed_time else "not compared (--mixed-time): ") + note
+        notes.append(note)
+    out["step_time_ratio"], out["time_savings"], out["time_note"] = ratios, savings, notes
+    return out.drop(columns="ran")
+
+
+def paired_ratio(done: pd.DataFrame, task: str, opt: str, baseline: str, compare: bool) -> float:
+    """Median over the seeds both ran of ``opt``'s step time over ``baseline``'s."""
+    if not compare or not baseline:
+        return math.nan
+    times = done[done["task"] == task].pivot_table(
+        index="seed", columns="optimizer", values="step_time_s"
+    )
+    if opt not in times or baseline not in times:
+        return math.nan
+    per_seed = (times[opt] / times[baseline]).dropna()
+    return float(per_seed.median()) if len(per_seed) else math.nan
 
 
 def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: Path) -> None:
@@ -262,6 +297,7 @@ def report(
     window: int,
     baselines: dict[str, str] = DEFAULT_BASELINES,
     tensorboard: Path | None = None,
+    mixed_time: bool = False,
 ) -> pd.DataFrame:
     runs = load_runs(results)
     if runs.index.empty:
@@ -269,7 +305,8 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     for task in sorted(runs.index["task"].unique()):
-        table = add_wall_clock(steps_to_threshold(runs, task, fractions, window, baselines), runs)
+        table = steps_to_threshold(runs, task, fractions, window, baselines)
+        table = add_wall_clock(table, runs, mixed_time)
         (out / task).mkdir(exist_ok=True)
         table.to_csv(out / task / "steps_to_threshold.csv", index=False)
         plot_curves(runs, table, task, window, out / task / "loss_curves.png")
@@ -322,6 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tensorboard", default="lightning_logs/compare", help="TensorBoard dir; '' to skip"
     )
+    parser.add_argument(
+        "--mixed-time",
+        action="store_true",
+        help="compare step times of runs on other kernels, devices or thread counts (marked)",
+    )
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         parser.exit(2, f"{parser.prog}: error: results folder {args.results} does not exist\n")
@@ -334,10 +376,14 @@ def main(argv: list[str] | None = None) -> None:
             args.smoothing,
             args.baselines,
             Path(args.tensorboard) if args.tensorboard else None,
+            args.mixed_time,
         )
     except NoRunsError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(steps_summary(table))
+    notes = table.loc[table["time_note"].str.contains(" ran "), ["task", "time_note"]]
+    for task, note in notes.drop_duplicates().itertuples(index=False):
+        print(f"  time, {task}: {note}")
     missing = (out / "missing.txt").read_text()
     if missing:
         print(f"left out (see {out / 'missing.txt'}):\n{missing}", end="")

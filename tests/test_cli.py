@@ -260,3 +260,42 @@ def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "status: running in another process; skipped" in proc.stdout
     assert [p.name for p in folder.iterdir()] == [".lock"]
+
+
+def test_a_float32_run_counts_as_done_only_where_it_would_compute_alike(tmp_path: Path) -> None:
+    """Kernels, CPU threads and device set a float32 run's summation order: a relaunch that
+    would compute otherwise is refused in one line (any_compute=true accepts the run); a
+    float64 run counts as done whatever computed it."""
+    import torch
+
+    from tests.launch import config
+    from trainers.train import train
+
+    base = ["max_steps=5"]
+    assert train(config(tmp_path, base))["status"] == "finished"
+    meta = next(tmp_path.glob("results/**/meta.json"))
+    before = meta.read_text()
+    threads = torch.get_num_threads()
+    ran = f"kernels=fused on CPU {torch.backends.cpu.get_cpu_capability()}, {threads} threads"
+    with pytest.raises(ValueError) as refused:
+        train(config(tmp_path, [*base, "kernels=single"]))
+    assert str(refused.value) == (
+        f"{meta.parent} holds a float32 run computed with {ran}; this run would use "
+        f"{ran.replace('fused', 'single')}, and float32 numbers differ between the two (a "
+        "crossing moves as far as with another seed): any_compute=true counts it as done, "
+        "force=true replaces it, or use another experiment_name"
+    )
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.raises(ValueError, match=f"{threads + 1} threads, and float32"):
+            train(config(tmp_path, base))
+    finally:
+        torch.set_num_threads(threads)
+    accepted = train(config(tmp_path, [*base, "kernels=single", "any_compute=true"]))
+    assert accepted["status"].startswith("finished (already")
+    assert meta.read_text() == before
+
+    float64 = [*base, "precision=high"]
+    assert train(config(tmp_path, float64, "f64"))["status"] == "finished"
+    again = train(config(tmp_path, [*float64, "kernels=single"], "f64"))
+    assert again["status"].startswith("finished (already")

@@ -199,31 +199,43 @@ def test_unsupported_parameter_is_refused_in_one_line() -> None:
         opt.step()
 
 
-def test_the_harness_runs_every_optimizer_on_its_fastest_path() -> None:
+def test_the_kernels_setting_reaches_every_torch_and_overshoot_optimizer() -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from trainers.optim import fastest
+    from trainers.optim import fastest, resolved_kernels
 
-    def built(target: str, fused: bool, **kw: object) -> dict[str, object]:
+    def built(target: str, kernels: str, **kw: object) -> dict[str, object]:
         cfg = OmegaConf.create({"_target_": target, "_partial_": True, **kw})
-        return dict(fastest(instantiate(cfg), fused).keywords)
+        return dict(fastest(instantiate(cfg), kernels).keywords)
 
-    assert built("torch.optim.AdamW", True)["fused"] is True
-    assert built("overshoot.SGDO", True)["fused"] is True
-    assert built("torch.optim.NAdam", True)["foreach"] is True  # torch has no fused NAdam
-    assert built("torch.optim.SGD", False)["foreach"] is True
-    assert "fused" not in built("torch.optim.SGD", False)
-    assert built("torch.optim.SGD", True, foreach=True) == {"foreach": True}  # the config's own
+    assert built("torch.optim.AdamW", "fused")["fused"] is True
+    assert built("overshoot.SGDO", "fused")["fused"] is True
+    assert built("torch.optim.NAdam", "fused")["foreach"] is True  # torch has no fused NAdam
+    assert built("torch.optim.SGD", "foreach") == {"foreach": True}
+    assert built("torch.optim.NAdam", "single") == {"foreach": False}
+    assert built("overshoot.AdamO", "single") == {"foreach": False}
+    assert built("torch.optim.SGD", "fused", foreach=True) == {"foreach": True}  # the config's own
     wrapped = built(
         "trainers.optim.wrapped",
-        True,
+        "fused",
         wrapper={"_target_": "overshoot.Overshoot", "_partial_": True},
         inner={"_target_": "torch.optim.Adam", "_partial_": True},
     )
     assert wrapped["wrapper"].keywords == {"fused": True}  # type: ignore[attr-defined]
     assert wrapped["inner"].keywords == {"fused": True}  # type: ignore[attr-defined]
-    assert "fused" not in built("pytorch_optimizer.Lookahead", True)
+    assert "fused" not in built("pytorch_optimizer.Lookahead", "fused")
+
+    param = [torch.nn.Parameter(torch.zeros(2))]
+    for target, kernels, resolved in [
+        ("torch.optim.AdamW", "fused", "fused"),
+        ("torch.optim.NAdam", "fused", "foreach"),
+        ("overshoot.SGDO", "foreach", "foreach"),
+        ("torch.optim.SGD", "single", "single"),
+    ]:
+        cfg = OmegaConf.create({"_target_": target, "_partial_": True, "lr": 0.1})
+        assert resolved_kernels(fastest(instantiate(cfg), kernels)(param)) == resolved, target
+    assert resolved_kernels(torch.optim.SGD(param, lr=0.1)) == "single"  # torch's CPU default
 
 
 @pytest.mark.parametrize("make", [_sgdo, _adamo, _wrapper])

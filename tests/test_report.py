@@ -39,13 +39,23 @@ def write_run(
     status: str = "finished",
     family: str = "sgd",
     test_loss: float = 1.0,
-    steps_per_s: float = 100.0,
+    step_time_s: float = 0.01,
     task: str = "task_a",
+    meta: dict[str, object] | None = None,
 ) -> None:
     run = RunPath(root.name, task, optimizer, seed).folder(root.parent)
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(f"optimizer:\n  name: {optimizer}\n  family: {family}\n")
-    meta = {"status": status, "steps_per_s": steps_per_s, "results_version": RESULTS_VERSION}
+    config = f"optimizer:\n  name: {optimizer}\n  family: {family}\nkernels: fused\n"
+    (run / "config.yaml").write_text(config)
+    meta = {
+        "status": status,
+        "step_time_s": step_time_s,
+        "results_version": RESULTS_VERSION,
+        "device": "cpu",
+        "device_name": "CPU AVX512",
+        "cpu_threads": 2,
+        **(meta or {}),
+    }
     (run / "meta.json").write_text(json.dumps(meta))
     if status == "running":
         return
@@ -65,7 +75,7 @@ def results(tmp_path: Path) -> Path:
         write_run(root, "never", seed, np.full(100, 100.0), test_loss=9.0)
     for seed in range(2):  # unequal seed counts: fast has seeds 0 and 1 only
         fast = np.clip(100.0 - 2 * STEPS, 0, None)
-        write_run(root, "fast", seed, fast, test_loss=1.0 + seed, steps_per_s=40.0 + 20 * seed)
+        write_run(root, "fast", seed, fast, test_loss=1.0 + seed, step_time_s=1 / (40 + 20 * seed))
     diverged = [*np.clip(100.0 - 2 * STEPS[:10], 0, None).tolist(), math.nan]
     write_run(root, "fast_diverged", 0, np.array(diverged), status="diverged", test_loss=5.0)
     write_run(root, "fast_diverged", 1, np.clip(100.0 - 2 * STEPS, 0, None), test_loss=5.0)
@@ -154,7 +164,7 @@ def test_mean_over_tasks_averages_each_tasks_saving(results: Path, tmp_path: Pat
 
 def test_runs_of_another_results_version_are_left_out(results: Path) -> None:
     meta = results / "task_a" / "fast" / "seed=1" / "meta.json"
-    meta.write_text(json.dumps({"status": "finished", "steps_per_s": 1.0}))
+    meta.write_text(json.dumps({"status": "finished", "step_time_s": 1.0}))
     runs = load_runs(results)
     assert set(runs.index.loc[runs.index["optimizer"] == "fast", "seed"]) == {0}
     assert (
@@ -207,6 +217,32 @@ def test_wall_clock_turns_steps_saved_into_time_saved(results: Path) -> None:
     assert fast["time_to_threshold_s"] == pytest.approx(1.0)
     assert fast["time_savings"] == pytest.approx(1 - 1.0 / 0.95)  # saves steps, not time
     assert math.isnan(row(table, "never")["time_savings"])
+    assert set(table["time_note"]) == {""}
+
+
+def test_step_times_of_runs_that_computed_differently_are_not_compared(tmp_path: Path) -> None:
+    """A ratio across thread counts (or kernels, devices, members) measures the machine, not the
+    optimizer: left out unless asked for, and marked when asked; runs of earlier versions are
+    marked as timed the old way."""
+    root = tmp_path / "exp"
+    for seed in range(2):
+        write_run(root, "sgd_momentum", seed, 100.0 - STEPS)
+        write_run(root, "fast", seed, 100.0 - 2 * STEPS, meta={"cpu_threads": 1})
+        old = {"step_time_s": None, "steps_per_s": 50.0}
+        write_run(root, "old", seed, 100.0 - STEPS, family="adam", meta=old)
+    runs = load_runs(root)
+    table = add_wall_clock(steps_to_threshold(runs, "task_a", [0.95], window=1), runs)
+    fast = row(table, "fast")
+    assert math.isnan(fast["step_time_ratio"]) and math.isnan(fast["time_savings"])
+    assert fast["s_per_step"] == 0.01  # its own time stands
+    ran = "kernels=fused CPU AVX512 {} threads; step median"
+    assert fast["time_note"] == (
+        f"not compared (--mixed-time): fast ran {ran.format(1)}; sgd_momentum ran {ran.format(2)}"
+    )
+    mixed = row(add_wall_clock(steps_to_threshold(runs, "task_a", [0.95], 1), runs, True), "fast")
+    assert mixed["step_time_ratio"] == 1.0 and mixed["time_note"].startswith("mixed: fast ran")
+    assert row(table, "old")["s_per_step"] == 0.02
+    assert row(table, "old")["time_note"] == "old definition: training wall time / steps"
 
 
 def test_report_writes_every_file(

@@ -98,8 +98,15 @@ def test_one_precision_vocabulary(tmp_path: Path) -> None:
 
 
 def test_an_on_off_key_takes_only_true_or_false(tmp_path: Path) -> None:
-    lines = main_refuses(["-m", "fused=nope", "seed=0,1"], tmp_path)
-    assert lines == ["main.py: error: fused='nope': valid values are true, false"]
+    lines = main_refuses(["-m", "force=nope", "seed=0,1"], tmp_path)
+    assert lines == ["main.py: error: force='nope': valid values are true, false"]
+    lines = main_refuses(["kernels=fast"], tmp_path)
+    assert lines == ["main.py: error: kernels='fast': valid values are fused, foreach, single"]
+    lines = main_refuses(["fused=false"], tmp_path)  # the key kernels replaced
+    assert lines == [
+        "main.py: error: fused=false: the key is now kernels=fused|foreach|single "
+        "(fused=true was kernels=fused, fused=false kernels=foreach)"
+    ]
     assert not any(tmp_path.iterdir())
 
 
@@ -140,12 +147,12 @@ def test_a_compiled_fused_path_without_a_cpp_compiler_is_refused(tmp_path: Path)
     with inductor.patch({"cpp.cxx": (None, missing)}), pytest.raises(ValueError) as refused:
         validate(config(tmp_path, ["optimizer=adamo"]))
     assert str(refused.value) == (
-        "optimizer adamo with fused=true compiles its kernel, and torch.compile finds no C++ "
+        "optimizer adamo with kernels=fused compiles its kernel, and torch.compile finds no C++ "
         "compiler here (No working C++ compiler found in torch._inductor.config.cpp.cxx: "
-        f"(None, '{missing}')); install one or pass fused=false"
+        f"(None, '{missing}')); install one or pass kernels=foreach"
     )
     with inductor.patch({"cpp.cxx": (None, missing)}):
-        validate(config(tmp_path, ["optimizer=adamo", "fused=false"]))  # foreach: no compiling
+        validate(config(tmp_path, ["optimizer=adamo", "kernels=foreach"]))  # foreach: no compiling
         validate(config(tmp_path, ["optimizer=sgdo"]))  # SGDO's fused path compiles nothing
 
 

@@ -35,8 +35,8 @@ def _between(enter: Callable[[], Any], leave: Callable[[], Any]) -> Iterator[Non
 
 def deploy_switch(opt: torch.optim.Optimizer | None) -> AbstractContextManager[None] | None:
     """The optimizer's own switch to its deployable weights, or None if it holds them already."""
-    if isinstance(opt, OvershootOptimizer):
-        return None if opt.at_base else opt.base_weights()
+    if isinstance(opt, OvershootOptimizer):  # at γ = 0 the held weights are the base ones
+        return opt.base_weights() if opt.shifted and not opt.at_base else None
     peer: Any = opt  # the switches below are duck-typed, not part of torch's Optimizer
     if callable(getattr(peer, "backup_and_load_cache", None)):  # pytorch_optimizer's Lookahead
         return _between(peer.backup_and_load_cache, peer.clear_and_load_backup)
@@ -71,11 +71,11 @@ def deployed_weights(opt: torch.optim.Optimizer | None, module: torch.nn.Module)
     inverse); restoring a copy keeps training unperturbed by evaluation (one temporary copy of
     the parameters). Overshoot optimizers restore their own copy and skip the shift back.
     """
-    if isinstance(opt, OvershootOptimizer):
+    switch = deploy_switch(opt)
+    if isinstance(opt, OvershootOptimizer) and switch is not None:
         with opt.base_weights(exact=True):
             yield
         return
-    switch = deploy_switch(opt)
     if switch is None:
         yield
         return

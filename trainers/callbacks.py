@@ -20,9 +20,11 @@ from trainers.base_weights import (
     run_optimizer,
     state_to_device,
 )
+from trainers.compute import compute_of
 from trainers.module import TrainModule
+from trainers.optim import resolved_kernels
 from trainers.results import STEP_FIELDS, RunResults, Status
-from trainers.timing import Stopwatch
+from trainers.timing import Stopwatch, compile_clock, step_time_stats
 
 
 class BaseWeightsEvaluation(pl.Callback):
@@ -73,10 +75,13 @@ class LossProgressBar(RichProgressBar):
         return metrics
 
 
-def run_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-    """What a run was computed with (versions, commit, device, precision, CPU threads), for
-    meta.json. Float32 results on a CPU depend on the thread count (it sets the summation order):
-    joblib's workers get one thread each, a lone run all cores."""
+def run_meta(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, vectorized: bool
+) -> dict[str, Any]:
+    """What a run was computed with (versions, commit, device, precision, kernels, CPU threads),
+    for meta.json; trainers/compute.py says why float32 results depend on it."""
+    opt = run_optimizer(trainer)
+    kernels = resolved_kernels(opt) if opt is not None else None
     return {
         "torch": torch.__version__,
         "lightning": pl.__version__,
@@ -84,7 +89,7 @@ def run_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, An
         "git_commit": _git_commit(),
         "device": str(pl_module.device),
         "precision": str(trainer.precision),
-        "cpu_threads": torch.get_num_threads(),
+        **compute_of(kernels, pl_module.device, torch.get_num_threads(), vectorized),
     }
 
 
@@ -112,12 +117,16 @@ class StepRecorder(pl.Callback):
     buffers (e.g. BatchNorm statistics) restored, so it leaves training untouched; for any other
     optimizer it is the training loss itself. ``loss`` is the training loss at the held weights.
 
-    The metric's forward and evaluation are timed apart from training (``meta.json``), so steps/s
-    compares optimizer steps at their own cost. Step values stay on the device and are written
+    Each step's own duration (forward, backward and optimizer step: ``TrainModule.step_clock``,
+    started here after the metric's forward) is a ``steps.csv`` column, and ``meta.json`` gets
+    its median (``step_time_s``); the metric's forward, evaluation and compilation are timed
+    apart. Step values stay on the device and are written
     (CSV every step, TensorBoard at the last step of each block) every
     ``trainer.log_every_n_steps`` steps: one host sync per block, not per step. A non-finite
     value stops the run with status ``diverged`` at its step.
     """
+
+    vectorized = False  # members of a vectorized job compute in batched kernels
 
     def __init__(self, results: RunResults, config_yaml: str, base_loss: bool = True) -> None:
         self.results = results
@@ -133,25 +142,37 @@ class StepRecorder(pl.Callback):
         self.resumed_wall_time: float | None = None
         self.metric_time = Stopwatch()
         self.eval_time = Stopwatch()
+        self.compile_time = 0.0  # before this process's share: a resumed run's earlier ones
+        self.compile_start = compile_clock().seconds
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "wall_time": time.perf_counter() - self.start,
             "metric_time": self.metric_time.seconds,
             "eval_time": self.eval_time.seconds,
+            "compile_time": self.compile_seconds(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.resumed_wall_time = float(state_dict["wall_time"])
         self.metric_time = Stopwatch(float(state_dict.get("metric_time", 0.0)))
         self.eval_time = Stopwatch(float(state_dict.get("eval_time", 0.0)))
+        self.compile_time = float(state_dict.get("compile_time", 0.0))
+
+    def compile_seconds(self) -> float:
+        """Time this run spent in ``torch.compile`` (this process's share, plus a resumed run's
+        earlier share)."""
+        return self.compile_time + compile_clock().seconds - self.compile_start
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.metric_time.cuda = self.eval_time.cuda = pl_module.device.type == "cuda"
+        cuda = pl_module.device.type == "cuda"
+        self.metric_time.cuda = self.eval_time.cuda = cuda
+        assert isinstance(pl_module, TrainModule)
+        pl_module.step_clock.cuda = cuda
         if self.resumed_wall_time is not None:
             return  # resuming: on_train_start, once the checkpoint's step is restored
         self.start = time.perf_counter()
-        self.start_results(trainer, run_meta(trainer, pl_module))
+        self.start_results(trainer, run_meta(trainer, pl_module, self.vectorized))
 
     def start_results(self, trainer: pl.Trainer, meta: dict[str, Any]) -> None:
         """Open the results folder: config.yaml and meta.json (``meta``: the run's provenance)."""
@@ -216,6 +237,7 @@ class StepRecorder(pl.Callback):
         if self.base_loss and steps_now and opt is not None and moves_weights(opt):
             with self.metric_time, trainer.precision_plugin.train_step_context():
                 self.deployed = self._at_deployed(pl_module, opt, batch)
+        pl_module.step_clock.start()  # stopped when the optimizer has stepped
 
     def on_train_batch_end(
         self,
@@ -226,6 +248,7 @@ class StepRecorder(pl.Callback):
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, TrainModule)
+        pl_module.step_clock.stop()
         if trainer.global_step == self.recorded_step:
             return  # accumulating gradients: one row per optimizer step (its last micro-batch)
         self.recorded_step = trainer.global_step
@@ -237,6 +260,7 @@ class StepRecorder(pl.Callback):
             "epoch": trainer.current_epoch,
             "lr": self.lr,
             "wall_time": round(time.perf_counter() - self.start, 4),
+            "step_time": pl_module.step_clock.take(),
         }
         self.pending.append((info, values))
         if len(self.pending) >= trainer.log_every_n_steps:  # type: ignore[attr-defined]
@@ -254,7 +278,7 @@ class StepRecorder(pl.Callback):
         rows = torch.stack([torch.stack([v[n].double() for n in names]) for _, v in self.pending])
         if reduce:  # DDP: each rank saw its slice of the batch; record the global batch's mean
             rows = trainer.strategy.reduce(rows, reduce_op="mean")
-        infos = [info for info, _ in self.pending]
+        infos = [{**i, "step_time": round(i["step_time"].seconds(), 7)} for i, _ in self.pending]
         self.pending.clear()
         self.write_rows(trainer, infos, names, rows)
 
@@ -296,24 +320,22 @@ class StepRecorder(pl.Callback):
 
     def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
         """Close the step files and record how the run ended (``meta``: extra fields)."""
-        self.results.finish(
-            self.status, **meta, diverged_at_step=self.diverged_at, **self.times(trainer)
-        )
+        times = self.times(trainer, self.results)
+        self.results.finish(self.status, **meta, diverged_at_step=self.diverged_at, **times)
 
-    def times(self, trainer: pl.Trainer) -> dict[str, Any]:
-        """Where the time went. ``steps_per_s`` counts training time only: the wall time less
-        the metric's forward at the deployed weights (``metric_time_s``) and validation and
-        test (``eval_time_s``)."""
-        wall = time.perf_counter() - self.start
-        metric, evaluation = self.metric_time.seconds, self.eval_time.seconds
-        train = wall - metric - evaluation
+    def times(self, trainer: pl.Trainer, results: RunResults) -> dict[str, Any]:
+        """Where the time went: seconds per training step (``step_time_s``, the median of the
+        steps' own durations in ``results``' steps.csv after a warm-up, and its interquartile
+        range), and apart from it the wall time, the metric's forward at the deployed weights,
+        validation and test, and ``torch.compile``."""
+        results.sync()
         return {
             "steps": trainer.global_step,
-            "wall_time_s": round(wall, 3),
-            "train_time_s": round(train, 3),
-            "metric_time_s": round(metric, 3),
-            "eval_time_s": round(evaluation, 3),
-            "steps_per_s": round(trainer.global_step / train, 2) if train > 0 else None,
+            "wall_time_s": round(time.perf_counter() - self.start, 3),
+            **step_time_stats(results.dir / "steps.csv.part"),
+            "metric_time_s": round(self.metric_time.seconds, 3),
+            "eval_time_s": round(self.eval_time.seconds, 3),
+            "compile_time_s": round(self.compile_seconds(), 3),
         }
 
 

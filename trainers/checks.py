@@ -17,8 +17,12 @@ PRECISIONS = (
     *("high", "auto", "64-true", "32-true"),
     *("16-mixed", "bf16-mixed", "16-true", "bf16-true"),
 )
-# On/off keys of the run: OmegaConf takes ``fused=nope`` as text, which would read as on.
-SWITCHES = ("vectorize", "two_models", "fused", "compute_base_model_loss", "force", "data.download")
+# On/off keys of the run: OmegaConf takes ``force=nope`` as text, which would read as on.
+SWITCHES = (
+    *("vectorize", "two_models", "compute_base_model_loss", "force", "any_compute"),
+    "data.download",
+)
+KERNELS = ("fused", "foreach", "single")  # trainers.optim.fastest says what each is
 
 
 def _is_number(value: Any) -> bool:
@@ -60,6 +64,8 @@ def check_types(cfg: DictConfig) -> None:
         raise ValueError(f"seed={cfg.seed!r}: expected a non-negative integer")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision={cfg.precision!r}: valid values are {', '.join(PRECISIONS)}")
+    if cfg.kernels not in KERNELS:
+        raise ValueError(f"kernels={cfg.kernels!r}: valid values are {', '.join(KERNELS)}")
     for key in SWITCHES:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, bool):
@@ -102,9 +108,9 @@ def check_optimizer(cfg: DictConfig) -> None:
         except RuntimeError as e:
             reason = str(e).splitlines()[0]
             raise ValueError(
-                f"optimizer {cfg.optimizer.name} with fused=true compiles its kernel, and "
+                f"optimizer {cfg.optimizer.name} with kernels=fused compiles its kernel, and "
                 f"torch.compile finds no C++ compiler here ({reason}); install one or pass "
-                "fused=false"
+                "kernels=foreach"
             ) from None
 
 

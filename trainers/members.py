@@ -96,18 +96,25 @@ class MembersRecorder(StepRecorder):
     active member's rows go to its own folder. A member whose loss turns non-finite is closed as
     ``diverged`` at its step and the others go on; the job stops when none is left."""
 
+    vectorized = True
+
     def __init__(self, members: list[Member], base_loss: bool = True) -> None:
         super().__init__(members[0].results, members[0].config_yaml, base_loss)
         self.members = members
 
-    def times(self, trainer: pl.Trainer) -> dict[str, Any]:
-        """The job's times; ``steps_per_s`` is a member's share: the job's steps/s times the
-        number of members (``job_steps_per_s`` is the job's own), so reports compare the cost
-        of a step of each optimizer whatever the size of the job it ran in."""
-        times = super().times(trainer)
-        job = times["steps_per_s"]
-        share = round(job * len(self.members), 2) if job is not None else None
-        return {**times, "steps_per_s": share, "job_steps_per_s": job}
+    def times(self, trainer: pl.Trainer, results: RunResults) -> dict[str, Any]:
+        """The job's times; ``step_time_s`` (and its spread) is a member's share: the job's
+        step time over the number of members (``job_step_time_s`` is the job's own), so reports
+        compare the cost of a step of each optimizer whatever the size of the job it ran in."""
+        times = super().times(trainer, results)
+        job, spread = times["step_time_s"], times["step_time_iqr_s"]
+        n = len(self.members)
+        return {
+            **times,
+            "step_time_s": job / n if job is not None else None,
+            "step_time_iqr_s": spread / n if spread is not None else None,
+            "job_step_time_s": job,
+        }
 
     def active(self) -> list[tuple[int, Member]]:
         return [(i, m) for i, m in enumerate(self.members) if m.active]
@@ -126,9 +133,8 @@ class MembersRecorder(StepRecorder):
             bad = write_steps(m.results, m.logger, infos, names, rows[..., i].tolist())
             if bad is not None:
                 m.status, m.diverged_at, m.active = Status.DIVERGED, bad, False
-                m.results.finish(
-                    Status.DIVERGED, logs=m.logs, diverged_at_step=bad, **self.times(trainer)
-                )
+                times = self.times(trainer, m.results)
+                m.results.finish(Status.DIVERGED, logs=m.logs, diverged_at_step=bad, **times)
         if not self.active():
             trainer.should_stop = True
 
@@ -144,9 +150,9 @@ class MembersRecorder(StepRecorder):
     def finish(self, trainer: pl.Trainer, **meta: Any) -> None:
         """Close every member still training; ``meta["final"]`` holds all members' metrics."""
         final = meta.pop("final", {})
-        times = self.times(trainer)
         for i, m in self.active():
             m.active = False
+            times = self.times(trainer, m.results)
             m.results.finish(
                 m.status,
                 **meta,

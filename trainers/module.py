@@ -12,6 +12,7 @@ from models.base import TaskModel
 from overshoot import TwoModelOvershoot
 from trainers.base_weights import deployed_weights, moves_weights, run_optimizer
 from trainers.checkpoints import HELD_KEY
+from trainers.timing import StepClock
 
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
 
@@ -43,6 +44,7 @@ class TrainModule(pl.LightningModule):
         self.two_models = two_models
         self.overshoot = overshoot
         self.last_step: dict[str, torch.Tensor] = {}
+        self.step_clock = StepClock()  # started by the recorder, stopped after the update
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Lightning names the running hook in ``_current_fx_name`` around every hook call,
@@ -68,6 +70,12 @@ class TrainModule(pl.LightningModule):
         # Read by StepRecorder, which logs in bulk: self.log per step costs more than the step.
         self.last_step = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
         return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's step (forward, backward and update run inside it); the step's clock stops
+        here, before the schedule and the end-of-batch hooks."""
+        super().optimizer_step(*args, **kwargs)
+        self.step_clock.stop()
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         loss, metrics = self.batch_loss(batch)

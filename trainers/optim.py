@@ -20,27 +20,43 @@ Factory = Callable[[Iterable[Any]], torch.optim.Optimizer]
 _PATH_MODULES = ("torch.optim.", "overshoot.")
 
 
-def fastest(factory: Any, fused: bool) -> Any:
-    """``factory`` (and the factories inside it, e.g. a wrapper's inner one) on the fastest path.
+def fastest(factory: Any, kernels: str) -> Any:
+    """``factory`` (and the factories inside it, e.g. a wrapper's inner one) on ``kernels``.
 
-    ``fused``: torch's fused kernels (SGD, Adam, AdamW) and Overshoot's (SGDO, AdamO, the wrapper)
-    where they exist, foreach elsewhere; without ``fused``, foreach everywhere (the bit-for-bit
-    tests). So both sides of a comparison run at their best. A config that sets ``fused`` or
-    ``foreach`` itself keeps its choice.
+    ``fused``: torch's fused kernels (SGD, Adam, AdamW) and Overshoot's (SGDO, AdamO, the
+    wrapper) where they exist, foreach elsewhere, so both sides of a comparison run at their
+    best; ``foreach``: the multi-tensor kernels everywhere; ``single``: the per-tensor loop
+    (torch's CPU default before fused kernels). Only torch's optimizers and ours are switched;
+    a config that sets ``fused`` or ``foreach`` itself keeps its choice.
     """
     if not isinstance(factory, functools.partial):
         return factory
-    keywords = {k: fastest(v, fused) for k, v in factory.keywords.items()}
+    keywords = {k: fastest(v, kernels) for k, v in factory.keywords.items()}
     fn = factory.func
     if str(getattr(fn, "__module__", "")).startswith(_PATH_MODULES) and not (
         keywords.keys() & {"fused", "foreach"}
     ):
         names = inspect.signature(fn).parameters
-        if fused and "fused" in names:
+        if kernels == "fused" and "fused" in names:
             keywords["fused"] = True
         elif "foreach" in names:
-            keywords["foreach"] = True
+            keywords["foreach"] = kernels != "single"
     return functools.partial(fn, *factory.args, **keywords)
+
+
+def resolved_kernels(opt: torch.optim.Optimizer) -> str:
+    """The kernels an optimizer's update runs on: ``fused``, ``foreach``, ``single``, or ``own``
+    for a library's own (HeavyBall, pytorch-optimizer's wrappers). With ``kernels=fused`` an
+    optimizer without fused kernels (NAdam, RMSprop) resolves to ``foreach``."""
+    group = opt.param_groups[0]
+    if group.get("fused"):
+        return "fused"
+    if "foreach" not in group:
+        return "own"
+    foreach = group["foreach"]
+    if foreach is None:  # torch's default: foreach where every parameter is on a GPU
+        foreach = all(p.device.type == "cuda" for g in opt.param_groups for p in g["params"])
+    return "foreach" if foreach else "single"
 
 
 def wrapped(
@@ -82,9 +98,9 @@ def _announce_compile(name: str, mode: str) -> None:
 
 
 def optimizer_factory(cfg: DictConfig) -> Any:
-    """``factory(params)`` builds the run's optimizer, on its fastest path (``cfg.fused``).
+    """``factory(params)`` builds the run's optimizer on the run's ``kernels``.
 
     Lists and dicts arrive as Python ones (``_convert_``), so the optimizer state a checkpoint
     stores (e.g. Adam's betas) loads with ``torch.load(weights_only=True)`` when resuming.
     """
-    return fastest(instantiate(cfg.optimizer.factory, _convert_="all"), bool(cfg.fused))
+    return fastest(instantiate(cfg.optimizer.factory, _convert_="all"), str(cfg.kernels))

@@ -13,12 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainers.checkpoints import last_checkpoint
 from trainers.checks import resolved_precision
+from trainers.compute import compute_change, planned_compute
 from trainers.labels import uses_overshoot
 from trainers.results import ENDED, read_meta, stale
 
 # Keys that may differ between a run and its re-launch (where it runs, not what it computes).
 RELAUNCH_KEYS = (
     "force",
+    "any_compute",
+    "kernels",  # float32 runs compare how they computed instead (compute_change)
     "vectorize",  # a member of a vectorized job is the same run as its separate run
     "members.seed",
     "members.overshoot",
@@ -77,13 +80,23 @@ def logger_version(meta: dict[str, Any]) -> int | None:
 
 def refuse_other_settings(cfg: DictConfig, directory: Path) -> None:
     """Refuse a run whose folder holds a run of other settings or of another results version,
-    unless ``force``."""
+    or a float32 run computed another way (kernels, threads, device), unless ``force``."""
     meta = read_meta(directory)
-    change = None if cfg.force else (stale(meta) if meta else None) or config_change(directory, cfg)
+    if cfg.force or meta is None:
+        return
+    change = stale(meta) or config_change(directory, cfg)
     if change is not None:
         raise ValueError(
             f"{directory} holds a run with other settings ({change}); "
             "use another experiment_name, or force=true to replace it"
+        )
+    float64 = resolved_precision(str(cfg.precision), str(cfg.trainer.accelerator)) == "64-true"
+    change = None if float64 or cfg.any_compute else compute_change(meta, planned_compute(cfg))
+    if change is not None:
+        raise ValueError(
+            f"{directory} holds a float32 run {change}, and float32 numbers differ between "
+            "the two (a crossing moves as far as with another seed): any_compute=true counts "
+            "it as done, force=true replaces it, or use another experiment_name"
         )
 
 

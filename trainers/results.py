@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time"]
+STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time", "step_time"]
 
 # What ``steps.csv`` means, recorded in meta.json. 2: ``loss_base`` and ``accuracy`` at the
 # deployed weights before the update (1, unrecorded: after it for Overshoot, before for the rest).
