@@ -166,3 +166,21 @@ def test_the_same_folder_reached_by_another_results_dir_is_the_same_run(
     again = train(config(tmp_path, ["max_steps=5", "~logger", "results_dir=results"]))
     assert first["status"] == "finished" and first["results"] == str(tmp_path / again["results"])
     assert again["status"] == "finished (already; force=true to re-run)"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_written_files_take_the_users_umask(umask: int, tmp_path: Path) -> None:
+    """A colleague on a shared file system reads what the group may read: atomic writes go
+    through a temporary file (made 0600) and must not keep its mode."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        summary = train(config(tmp_path, ["max_steps=3"]))
+    finally:
+        os.umask(old)
+    files = [p for p in Path(summary["results"]).rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"config.yaml", "meta.json", "steps.csv", "evals.csv", "last.ckpt"} <= names
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path

@@ -7,6 +7,7 @@ resumed run continues bit for bit where the interrupted one stopped.
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any, cast
@@ -14,6 +15,9 @@ from typing import Any, cast
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+
+from trainers.results import write_atomic
 
 HELD_KEY = "overshoot_held_state_dict"
 RNG_KEY = "rng_states"
@@ -39,6 +43,18 @@ def set_rng_states(states: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(states["python"])
+
+
+class ResultsCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, written as every file of a results folder is
+    (``write_atomic``: temporary file, rename, the user's umask)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomic(Path(path), buffer.getvalue())
 
 
 def last_checkpoint(directory: Path) -> Path:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import Logger
 
+from trainers.checkpoints import ResultsCheckpointIO
 from trainers.checks import resolved_precision
 
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"  # set by lightning_fabric on import
@@ -57,6 +58,7 @@ def make_trainer(
         use_distributed_sampler=False,  # the datamodule's sampler gives each rank its slice
         num_sanity_val_steps=0,
         enable_model_summary=False,
+        plugins=[ResultsCheckpointIO()],
     )
 
 
