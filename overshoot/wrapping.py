@@ -10,7 +10,9 @@ from torch.optim import Optimizer
 class WrappingOptimizer(Optimizer):
     """Shares the param groups of an inner optimizer, so LR schedulers drive the inner one.
 
-    ``defaults`` (the wrapper's own hyperparameters) are added to the shared groups. The state
+    ``defaults`` are the inner optimizer's with the wrapper's own hyperparameters added (also to
+    the shared groups), as torch's schedulers read them: OneCycleLR and CyclicLR cycle momentum
+    only where ``defaults`` names ``momentum`` or ``betas``. The state
     dict holds the wrapper's per-parameter state, the groups as the inner optimizer saves them
     (it may drop private keys, e.g. HeavyBall's class reference) and, under ``"inner"``, the
     inner optimizer's own state dict; loading restores the inner one and shares its groups.
@@ -18,7 +20,7 @@ class WrappingOptimizer(Optimizer):
 
     def __init__(self, optimizer: Optimizer, defaults: dict[str, Any]) -> None:
         self.optimizer = optimizer
-        super().__init__(optimizer.param_groups, defaults)
+        super().__init__(optimizer.param_groups, {**optimizer.defaults, **defaults})
         self.param_groups = optimizer.param_groups
 
     def state_dict(self) -> dict[str, Any]:
