@@ -14,13 +14,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import main
+from trainers import reference_flags
 
 MAIN = str(Path(main.__file__).resolve())
 
 
 def config(tmp_path: Path, overrides: list[str], experiment: str = "peers") -> DictConfig:
     """Tiny-run settings (trainer=debug, results under ``tmp_path``) plus ``overrides``."""
-    with initialize_config_dir(config_dir=str(main.CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(reference_flags.CONFIGS), version_base="1.3"):
         cfg = compose(
             "config",
             [
@@ -37,10 +38,15 @@ def config(tmp_path: Path, overrides: list[str], experiment: str = "peers") -> D
 
 
 def run_main(
-    args: list[str], cwd: Path, data_root: Path | str, timeout: float | None = None
+    args: list[str],
+    cwd: Path,
+    data_root: Path | str,
+    timeout: float | None = None,
+    environ: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python main.py ARGS`` in ``cwd`` with OVERSHOOT_DATA=``data_root``; it must succeed."""
-    env = {**os.environ, "OVERSHOOT_DATA": str(data_root)}
+    """``python main.py ARGS`` in ``cwd`` with OVERSHOOT_DATA=``data_root`` (in ``environ``,
+    else this process's environment); it must succeed."""
+    env = {**(os.environ if environ is None else environ), "OVERSHOOT_DATA": str(data_root)}
     proc = subprocess.run(
         [sys.executable, MAIN, *args],
         capture_output=True,

@@ -11,13 +11,14 @@ import pytest
 
 import main
 from tests.launch import main_refuses
+from trainers import reference_flags, sweeps
 from trainers.results import RunPath
 
 MAIN = str(Path(main.__file__).resolve())
 
 
 def overrides(argv: list[str]) -> list[str]:
-    translated, rest = main.split_argv(argv)
+    translated, rest = reference_flags.split_argv(argv)
     return translated + rest
 
 
@@ -82,8 +83,15 @@ def test_hydra_overrides_pass_through_and_mix() -> None:
 
 
 def test_shakespear_alias_is_accepted_by_name() -> None:
-    with pytest.raises(main.UsageError, match="no task for --model mlp --dataset shakespear"):
-        main.split_argv(["--model", "mlp", "--dataset", "shakespear"])
+    """The reference spells it "shakespear"; both spellings name the shakespeare tasks."""
+    for dataset in ("shakespear", "shakespeare"):
+        for model in ("gpt", "gpt_tiny"):
+            got = overrides(["--model", model, "--dataset", dataset])
+            assert got == [f"task={model}_shakespeare"], dataset
+    with pytest.raises(
+        reference_flags.UsageError, match="no task for --model mlp --dataset shakespear"
+    ):
+        reference_flags.split_argv(["--model", "mlp", "--dataset", "shakespear"])
 
 
 @pytest.mark.parametrize(
@@ -129,9 +137,9 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
 
 
 def test_a_sweep_is_checked_one_value_at_a_time() -> None:
-    variants = main.sweep_variants(["a=1,2", "b=x"], {"c": "range(2)", "a": "9"})
+    variants = sweeps.sweep_variants(["a=1,2", "b=x"], {"c": "range(2)", "a": "9"})
     assert variants == [["c=0", "a=1", "b=x"], ["c=1", "a=1", "b=x"], ["c=0", "a=2", "b=x"]]
-    assert main.sweep_variants(["lr=interval(0.001,1)"], {}) is None  # sampled, not listed
+    assert sweeps.sweep_variants(["lr=interval(0.001,1)"], {}) is None  # sampled, not listed
 
 
 @pytest.mark.parametrize(
@@ -237,7 +245,7 @@ def test_list_optimizers_gives_every_config_one_described_line(tmp_path: Path) -
     )
     assert proc.returncode == 0
     lines = proc.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == main.choices("optimizer")
+    assert [line.split()[0] for line in lines] == reference_flags.choices("optimizer")
     assert all(len(line.split(maxsplit=1)[1]) > 10 for line in lines)
     by_name = {line.split()[0]: line for line in lines}
     assert "[--opt_name sgd_overshoot]" in by_name["sgdo"]

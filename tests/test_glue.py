@@ -16,6 +16,7 @@ from data.root import DataNotFoundError
 from data.text import GPT2_EOS, GLUEDataModule
 from models.gpt import GPT2LoRAClassifier
 from tests.fake_data import MNLI_LABELS, write_mnli, write_sst2
+from trainers import reference_flags
 
 SAMPLE = Path(os.environ.get("OVERSHOOT_DATA", "/nonexistent")) / "glue_qqp" / "sample_head9"
 
@@ -93,11 +94,14 @@ def test_padding_to_the_longest_row_changes_no_prediction(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(model.net, "forward", recording)
     with torch.no_grad():
-        short, long = model(rows), model(padded)
+        alone = [model(rows[i : i + 1]) for i in range(2)]  # each cut to its own length
+        batched = model(padded)  # cut to the longest row
         full = net(input_ids=padded, attention_mask=model.attention_mask(padded)).logits
-    assert widths == [4, 4]
-    torch.testing.assert_close(short, long, rtol=0, atol=0)
-    torch.testing.assert_close(long, full, rtol=1e-6, atol=1e-6)
+    assert widths == [3, 4, 4]  # row 0 ends at its 7: the eos after it is padding
+    for i, row in enumerate(alone):  # the other row's length, and the padding, change nothing
+        torch.testing.assert_close(batched[i], row[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(batched, full, rtol=1e-6, atol=1e-6)  # the cut changes nothing
+    assert not torch.allclose(batched[0], batched[1], rtol=1e-3, atol=1e-3)
 
 
 def test_lora_is_scaled_as_the_reference_configured_it() -> None:
@@ -142,10 +146,9 @@ def test_unknown_task_names_the_valid_ones() -> None:
 
 
 def test_reference_glue_names_select_the_tasks() -> None:
-    import main
 
     for dataset, task in (("qqp", "gpt_hf_qqp"), ("sst", "gpt_hf_sst"), ("mnli", "gpt_hf_mnli")):
-        overrides, _ = main.split_argv(["--model", "gpt_hf", "--dataset", dataset])
+        overrides, _ = reference_flags.split_argv(["--model", "gpt_hf", "--dataset", dataset])
         assert f"task={task}" in overrides
 
 

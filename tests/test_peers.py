@@ -8,10 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
 
-import main
 from tests.launch import config
+from trainers import reference_flags
+from trainers.base_weights import deploy_switch
 from trainers.labels import run_folder
+from trainers.optim import optimizer_factory
 from trainers.train import train
 
 STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights differ at the end
@@ -43,7 +46,7 @@ def run(
     return run_folder(cfg)
 
 
-@pytest.mark.parametrize("optimizer", main.choices("optimizer"))
+@pytest.mark.parametrize("optimizer", reference_flags.choices("optimizer"))
 def test_every_optimizer_trains_and_writes_its_results(
     optimizer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,10 +79,23 @@ def test_evaluation_and_checkpoint_see_the_deployable_weights(
     optimizer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Schedule-free (x), Lookahead (slow) and Overshoot (θ) train elsewhere: the checkpoint's
-    ``state_dict`` holds the deployable weights and the per-step loss there differs."""
+    ``state_dict`` holds what the optimizer itself, rebuilt at the held weights from the
+    checkpoint's state, deploys, and the per-step loss there differs."""
     folder = run(tmp_path, monkeypatch, [f"optimizer={optimizer}"])
     ckpt = torch.load(folder / "checkpoints" / "last.ckpt")
     deployed, held = ckpt["state_dict"], ckpt["overshoot_held_state_dict"]
+    cfg = config(tmp_path, [f"max_steps={STEPS}", f"optimizer={optimizer}"])
+    model = instantiate(cfg.task.model)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in held.items()})
+    opt = optimizer_factory(cfg)(model.parameters())
+    opt.load_state_dict(ckpt["optimizer_states"][0])
+    switch = deploy_switch(opt)
+    assert switch is not None
+    with switch:
+        rebuilt = {f"model.{k}": v.clone() for k, v in model.state_dict().items()}
+    assert rebuilt.keys() == deployed.keys()
+    for key in deployed:
+        assert torch.equal(rebuilt[key], deployed[key]), key
     assert any(not torch.equal(deployed[k], held[k]) for k in deployed)
     steps = pd.read_csv(folder / "steps.csv")
     assert (steps["loss"] != steps["loss_base"]).any()

@@ -11,9 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
-import main
 from data.root import DataNotFoundError
 from tests.launch import MAIN, config, main_refuses
+from trainers import reference_flags
 from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar
 from trainers.checkpoints import EpochStartCheckpoint
 from trainers.checks import PRECISIONS, resolved_precision, validate
@@ -93,7 +93,7 @@ def test_one_precision_vocabulary(tmp_path: Path) -> None:
     assert resolved_precision("high", "cpu") == "64-true"
     assert resolved_precision("auto", "cpu") == "32-true"
     assert resolved_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    translated, _ = main.split_argv(["--config_override", "precision=default"])
+    translated, _ = reference_flags.split_argv(["--config_override", "precision=default"])
     assert translated == ["precision=auto"]  # the reference's name for the default
 
 

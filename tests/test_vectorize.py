@@ -17,13 +17,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import main
 from tests.fake_data import write_cifar, write_housing, write_mnist
 from tests.launch import MAIN, config, main_refuses, run_main, stop_after_checkpoint
+from trainers import sweeps
 from trainers.checkpoints import last_checkpoint
+from trainers.plan import job_folder
 from trainers.results import RunPath
 from trainers.train import train
-from trainers.vectorized import job_folder
 
 TIMES = ["wall_time", "step_time"]  # how long, not what: the only columns allowed to differ
 SEEDS = [1, 2]
@@ -136,15 +136,33 @@ def test_ended_members_are_not_rerun(data_root: Path, tmp_path: Path) -> None:
 
 
 def test_random_layers_draw_independent_noise_per_member() -> None:
+    """vmap's ``randomness="different"``: identical members on identical inputs draw noise of
+    their own, each standard normal and uncorrelated with the other's; a VAE's posterior mean
+    (eval) draws none, so its members agree exactly."""
     from models.vae import VAE
     from trainers.stacked import Members
 
+    class Noise(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.scale * torch.randn_like(x)
+
+    torch.manual_seed(0)
+    draws = Members([Noise(), Noise()])(torch.zeros(2, 4096, 4))
+    a, b = draws[0].flatten(), draws[1].flatten()
+    for d in (a, b):
+        assert abs(float(d.mean())) < 0.05 and abs(float(d.std()) - 1) < 0.05
+    assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 0.05
+
     torch.manual_seed(0)
     same = VAE()
-    members = Members([same, same])  # identical members, identical inputs
+    members = Members([same, same])
     x = torch.rand(1, 4, 1, 28, 28).expand(2, 4, 1, 28, 28)
     out = members(x)
-    assert not torch.equal(out[0], out[1])  # sampling noise differs per member
+    assert not torch.equal(out[0], out[1])  # its sampling draws differ per member (as above)
     members.eval()
     out = members(x[0])
     torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)  # the posterior mean does not
@@ -229,11 +247,11 @@ def test_killed_jobs_resume_every_member_bit_for_bit(data_root: Path, tmp_path: 
 
 def test_a_multiruns_seeds_and_gammas_become_the_members_of_one_job() -> None:
     args = ["-m", "task=mlp_housing", "seed=range(3)", "optimizer.overshoot=3,5"]
-    assert main.vectorized(args) == args  # without the switch: one job per seed and γ
-    rewritten = main.vectorized([*args, "vectorize=true"])
+    assert sweeps.vectorized(args) == args  # without the switch: one job per seed and γ
+    rewritten = sweeps.vectorized([*args, "vectorize=true"])
     assert {"seed=0", "members.seed=[0,1,2]", "members.overshoot=[3,5]"} <= set(rewritten)
     assert "seed=range(3)" not in rewritten
-    grid = main.vectorized(["-m", "experiment=paper_cpu", "vectorize=true"])  # its own sweep
+    grid = sweeps.vectorized(["-m", "experiment=paper_cpu", "vectorize=true"])  # its own sweep
     assert {"members.seed=[0,1,2,3,4,5,6,7,8,9]", "members.overshoot=[3,5,7]"} <= set(grid)
 
 

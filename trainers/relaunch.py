@@ -62,13 +62,10 @@ def ended_summary(directory: Path) -> dict[str, Any] | None:
     }
 
 
-def resume_point(directory: Path) -> tuple[Path, int | None] | None:
-    """(checkpoint, TensorBoard version) of a run that started and did not end, if any."""
+def resume_point(directory: Path) -> Path | None:
+    """The checkpoint of a run that started and did not end, if any."""
     ckpt = last_checkpoint(directory)
-    meta = read_meta(directory)
-    if not ckpt.is_file() or meta is None:
-        return None
-    return ckpt, logger_version(meta)
+    return ckpt if ckpt.is_file() and read_meta(directory) is not None else None
 
 
 def logger_version(meta: dict[str, Any]) -> int | None:

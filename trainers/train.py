@@ -1,9 +1,10 @@
-"""One run, top to bottom: config → datamodule + model + optimizer → Lightning trainer → results
-folder. Re-running a command only does what is missing (see trainers/relaunch.py)."""
+"""Train what a composed config asks for: its plan (trainers/plan.py), then each job, one run
+here or the vectorized members of one configuration (trainers/vectorized.py), each writing its
+results folder. Re-running a command only does what is missing (the plan's claims)."""
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,64 +14,58 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainers.callbacks import StepRecorder
 from trainers.checkpoints import last_checkpoint
-from trainers.checks import validate
 from trainers.ddp import process_rank, rank_weight_diff
-from trainers.labels import optimizer_label, run_folder
+from trainers.fitting import evaluate, fit, make_datamodule, module_settings, schedule
+from trainers.labels import optimizer_label
 from trainers.logs import log_outcome, make_logger, silence_unactionable
 from trainers.module import TrainModule
 from trainers.optim import optimizer_factory
-from trainers.relaunch import ended_summary, folder_lock, refuse_other_settings, resume_point
-from trainers.results import RunResults
+from trainers.plan import Claim, claim, make_plan
+from trainers.relaunch import logger_version
+from trainers.results import RunResults, read_meta
 from trainers.trainer import make_trainer
-
-
-class Interrupted(Exception):
-    """The run was stopped (Ctrl-C, SIGTERM); its results folder says so and can be resumed."""
+from trainers.vectorized import train_members
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one configuration; return where things went and the final losses.
-
-    A run whose folder says it ended (finished or diverged) is not repeated unless ``force``; one
-    that started and did not end resumes from its last checkpoint; one that another process is
-    training is skipped. Under DDP every process runs this; rank 0 holds the lock and writes.
-    With ``vectorize`` the seeds (and γ) of ``members`` train as one job (trainers/vectorized.py).
-    """
-    if cfg.vectorize:
-        from trainers.vectorized import train_members  # which builds on this module
-
-        return train_members(cfg)
-    validate(cfg)
-    directory = run_folder(cfg)
-    refuse_other_settings(cfg, directory)
-    make_folder(directory)
+    """Train and test ``cfg``'s runs; return where things went and the final losses (with
+    ``vectorize``, one entry per member under ``members``)."""
+    jobs = make_plan(cfg)
     silence_unactionable()
-    if process_rank() != 0:  # a DDP process that rank 0 launched: it holds the lock
-        return _train(cfg, directory)
-    with folder_lock(directory) as held:
-        if not held:
-            skipped = "running in another process; skipped"
-            return {"status": skipped, "steps": 0, "results": str(directory), "logs": "-"}
-        return _train(cfg, directory)
+    summaries = []
+    for job in jobs:
+        with claim(job, bool(cfg.force)) as claimed:
+            summaries += claimed.summaries(train_claim(claimed))
+    return members_summary(cfg, summaries) if cfg.vectorize else summaries[0]
 
 
-def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
-    done = ended_summary(directory)
-    if done is not None and not cfg.force:
-        return done
-    resume = None if cfg.force else resume_point(directory)
+def train_claim(claimed: Claim) -> list[dict[str, Any]]:
+    """The summaries of the runs the claim trains."""
+    if not claimed.train:
+        return []
+    if claimed.job.vectorized:
+        return train_members(claimed)
+    return [train_run(claimed)]
+
+
+def train_run(claimed: Claim) -> dict[str, Any]:
+    """One run: datamodule, model and optimizer, fit, test at the deployed weights."""
+    (run,) = claimed.train
+    cfg, directory = run.cfg, run.folder
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = make_datamodule(cfg, cfg.seed)
     steps, epochs = schedule(cfg, datamodule)
     results = RunResults(directory, write=process_rank() == 0)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    recorder = StepRecorder(results, config_yaml, cfg.compute_base_model_loss)
-    logger = make_logger(cfg, resume[1] if resume else None)
+    recorder = StepRecorder(
+        results, OmegaConf.to_yaml(cfg, resolve=True), cfg.compute_base_model_loss
+    )
+    meta = read_meta(directory) if claimed.resume else None
+    logger = make_logger(cfg, logger_version(meta) if meta else None)
     trainer = make_trainer(cfg, directory, recorder, steps, epochs, logger)
     with trainer.init_module():  # in the run's dtype, so a float64 checkpoint loads exactly
         model = instantiate(cfg.task.model)
     module = TrainModule(model, optimizer_factory(cfg), **module_settings(cfg, steps))
-    fit(trainer, module, datamodule, resume[0] if resume else None, directory)
+    fit(trainer, module, datamodule, claimed.resume, directory)
     if cfg.checkpoint_every_n_epochs:  # the trained model, at base weights
         trainer.save_checkpoint(last_checkpoint(directory), weights_only=False)
     final = evaluate(trainer, module, datamodule)
@@ -88,70 +83,15 @@ def _train(cfg: DictConfig, directory: Path) -> dict[str, Any]:
     return summary
 
 
-def make_datamodule(cfg: DictConfig, seed: int) -> Any:
-    """The task's datamodule at the family's batch size; ``seed`` orders the batches."""
-    return instantiate(
-        cfg.task.data,
-        root=cfg.data.root,
-        download=cfg.data.download,
-        batch_size=cfg.task[cfg.optimizer.family].batch_size,
-        seed=seed,
-    )
-
-
-def module_settings(cfg: DictConfig, steps: int) -> dict[str, Any]:
-    """``TrainModule``'s settings from the run's config: schedule and two-model mode."""
+def members_summary(cfg: DictConfig, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A vectorized command's summary: how many members ended how, and each member's."""
+    counts = Counter(str(s["status"]).split(" ")[0] for s in summaries)
     return {
-        "total_steps": steps,
-        "cosine": cfg.task.cosine,
-        "cosine_extra": int(cfg.task.get("cosine_extra", 1)),
-        "two_models": cfg.two_models,
-        "overshoot": cfg.optimizer.overshoot,
+        "status": ", ".join(f"{n} {status}" for status, n in counts.items()) + " (members)",
+        "steps": max(int(s.get("steps") or 0) for s in summaries),
+        "results": str(Path(cfg.results_dir) / cfg.experiment_name / cfg.task.name),
+        "members": summaries,
     }
-
-
-def schedule(cfg: DictConfig, datamodule: Any) -> tuple[int, int]:
-    """(optimizer steps, epochs) of the run: ``max_steps``, else the task's epochs."""
-    hp = cfg.task[cfg.optimizer.family]
-    accumulate = int(cfg.task.get("accumulate", 1))
-    batches = datamodule.batches_per_epoch()
-    steps = cfg.max_steps or hp.get("epochs", cfg.task.epochs) * batches // accumulate
-    return steps, math.ceil(steps * accumulate / batches)
-
-
-def make_folder(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(
-            f"cannot write results to {directory} ({e.strerror}); set results_dir=DIR"
-        ) from None
-
-
-def fit(
-    trainer: pl.Trainer,
-    module: TrainModule,
-    datamodule: pl.LightningDataModule,
-    checkpoint: Path | None,
-    directory: Path,
-) -> None:
-    """``trainer.fit``, from ``checkpoint`` when resuming; Ctrl-C and SIGTERM → Interrupted."""
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    except SystemExit as stop:  # how Lightning ends a fit on Ctrl-C and on SIGTERM
-        raise Interrupted(
-            f"interrupted at step {trainer.global_step}; results kept in {directory}; "
-            "run the same command again to resume"
-        ) from stop
-
-
-def evaluate(
-    trainer: pl.Trainer, module: TrainModule, datamodule: pl.LightningDataModule
-) -> dict[str, float]:
-    """The last validation and the test metrics, both at the deployed weights."""
-    last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    return {**last_val, **{k: float(v) for k, v in test.items()}}
 
 
 def ranks(trainer: pl.Trainer) -> dict[str, Any]:

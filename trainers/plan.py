@@ -1,0 +1,194 @@
+"""A command's plan, made once: from a composed config to the jobs that train it (``make_plan``:
+validated settings, each run's folder, a relaunch with other settings refused, vectorized
+members grouped into jobs), then, under each job's locks, what the job does with what its
+folders hold (``claim``: train, resume, or leave a run that ended or that another process
+trains). ``trainers/train.py`` carries the plan out."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from trainers.checkpoints import last_checkpoint
+from trainers.checks import validate
+from trainers.ddp import process_rank
+from trainers.labels import run_folder, uses_overshoot
+from trainers.optim import optimizer_factory
+from trainers.relaunch import ended_summary, folder_lock, refuse_other_settings, resume_point
+from trainers.results import write_atomic
+
+GROUP_FILE = "members.json"  # the members a vectorized job's checkpoint holds, in order
+
+
+@dataclass
+class Run:
+    """One run: its own config (seed, γ) and its results folder."""
+
+    cfg: DictConfig
+    folder: Path
+
+
+@dataclass
+class Job:
+    """Runs that train together: one run, or the vectorized members of one configuration.
+    ``folder`` keeps the job's checkpoint: the run's own folder, or ``members-<id>/`` beside
+    the members' folders."""
+
+    cfg: DictConfig
+    runs: list[Run]
+    vectorized: bool
+    folder: Path
+
+
+@dataclass
+class Claim:
+    """What a job does, decided under its locks: the runs it trains (in order), the checkpoint
+    it resumes from, and the summaries of the runs it leaves (ended, or held elsewhere)."""
+
+    job: Job
+    train: list[Run]
+    resume: Path | None = None
+    left: dict[Path, dict[str, Any]] = field(default_factory=dict)
+
+    def summaries(self, trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every run's summary in the job's order: ``trained`` for the runs it trained."""
+        by_folder = {**self.left, **{r.folder: s for r, s in zip(self.train, trained, strict=True)}}
+        return [by_folder[r.folder] for r in self.job.runs]
+
+
+def make_plan(cfg: DictConfig) -> list[Job]:
+    """The jobs that train ``cfg``: one run, or with ``vectorize`` its members (``members.seed``
+    and ``members.overshoot``) in one job, or one job per γ where the optimizer cannot take γ
+    per param group. Raises ValueError naming a bad setting or a folder that holds a run of
+    other settings."""
+    validate(cfg)
+    if not cfg.vectorize:
+        run = Run(cfg, run_folder(cfg))
+        refuse_other_settings(cfg, run.folder)
+        return [Job(cfg, [run], vectorized=False, folder=run.folder)]
+    runs = [Run(member, run_folder(member)) for member in member_configs(cfg)]
+    for run in runs:
+        refuse_other_settings(run.cfg, run.folder)
+    per_group = gamma_per_group(cfg)
+    groups: dict[float, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(0.0 if per_group else run.cfg.optimizer.overshoot, []).append(run)
+    return [Job(cfg, g, True, job_folder([r.folder for r in g])) for g in groups.values()]
+
+
+def member_configs(cfg: DictConfig) -> list[DictConfig]:
+    """Each member's own config (its seed and γ), γ by γ: the config its separate run has.
+    γ is a member's only where the optimizer uses it."""
+    seeds = list(dict.fromkeys(cfg.members.seed or [cfg.seed]))
+    gammas = [cfg.optimizer.overshoot]
+    if uses_overshoot(cfg) and cfg.members.overshoot:
+        gammas = list(dict.fromkeys(cfg.members.overshoot))
+    members = []
+    for gamma in gammas:
+        for seed in seeds:
+            member = copy.deepcopy(cfg)
+            member.seed, member.optimizer.overshoot = seed, gamma
+            members.append(member)
+    return members
+
+
+def gamma_per_group(cfg: DictConfig) -> bool:
+    """Whether the optimizer takes γ per param group (SGDO, AdamO), so members of several γ
+    train in one job; otherwise (two-model mode, the wrapper) each γ is a job of its own."""
+    opt = optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+    return not cfg.two_models and "overshoot" in opt.defaults
+
+
+def job_folder(folders: list[Path]) -> Path:
+    """``<first member's optimizer folder>/members-<id>``, id naming the members requested."""
+    names = "\n".join(map(_name, folders))
+    return folders[0].parent / f"members-{hashlib.sha1(names.encode()).hexdigest()[:10]}"
+
+
+def _name(folder: Path) -> str:
+    """A run's folder below results_dir (which may be given another way on a re-launch)."""
+    return "/".join(folder.parts[-4:])
+
+
+def make_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(
+            f"cannot write results to {directory} ({e.strerror}); set results_dir=DIR"
+        ) from None
+
+
+def busy(folder: Path) -> dict[str, Any]:
+    """The summary of a run that another process holds."""
+    skipped = "running in another process; skipped"
+    return {"status": skipped, "steps": 0, "results": str(folder), "logs": "-"}
+
+
+@contextmanager
+def claim(job: Job, force: bool) -> Iterator[Claim]:
+    """Hold the job's folders while it trains, and decide what it trains: a run that ended is
+    left unless ``force``, one that started and did not end resumes, a folder that another
+    process holds is left to it. Under DDP every process decides alike; rank 0 holds the lock."""
+    for folder in dict.fromkeys([job.folder, *(r.folder for r in job.runs)]):
+        make_folder(folder)
+    if not job.vectorized and process_rank() != 0:  # a process that rank 0 launched
+        yield _claim_run(job, force)
+        return
+    with folder_lock(job.folder) as held:
+        if not held:
+            yield Claim(job, [], left={r.folder: busy(r.folder) for r in job.runs})
+        elif not job.vectorized:
+            yield _claim_run(job, force)
+        else:
+            with _claim_members(job, force) as members:
+                yield members
+
+
+def _claim_run(job: Job, force: bool) -> Claim:
+    (run,) = job.runs
+    ended = ended_summary(run.folder)
+    if ended is not None and not force:
+        return Claim(job, [], left={run.folder: ended})
+    return Claim(job, [run], resume=None if force else resume_point(run.folder))
+
+
+@contextmanager
+def _claim_members(job: Job, force: bool) -> Iterator[Claim]:
+    """An interrupted job resumes every member it held from its checkpoint (unless each has
+    ended since); otherwise the members that have not ended train (all with ``force``)."""
+    listed = None if force else _resumable(job.folder)
+    chosen = [r for r in job.runs if listed is not None and _name(r.folder) in listed]
+    if listed is None or all(ended_summary(r.folder) for r in chosen):
+        listed = None
+        chosen = [r for r in job.runs if force or not ended_summary(r.folder)]
+    left = {r.folder: ended_summary(r.folder) or busy(r.folder) for r in job.runs}
+    with ExitStack() as stack:
+        held = [stack.enter_context(folder_lock(r.folder)) for r in chosen]
+        if listed is not None and not all(held):  # a resume needs every member it held
+            yield Claim(job, [], left={r.folder: busy(r.folder) for r in job.runs})
+            return
+        chosen = [r for r, h in zip(chosen, held, strict=True) if h]
+        if chosen:
+            names = [_name(r.folder) for r in chosen]
+            write_atomic(job.folder / GROUP_FILE, json.dumps({"members": names}, indent=2) + "\n")
+        resume = last_checkpoint(job.folder) if listed is not None and chosen else None
+        trained = {r.folder for r in chosen}
+        yield Claim(job, chosen, resume, {f: s for f, s in left.items() if f not in trained})
+
+
+def _resumable(folder: Path) -> list[str] | None:
+    """The members of an interrupted job that can resume from its checkpoint, else None."""
+    listing = folder / GROUP_FILE
+    if not last_checkpoint(folder).is_file() or not listing.is_file():
+        return None
+    return list(json.loads(listing.read_text())["members"])
