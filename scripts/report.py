@@ -17,6 +17,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -158,60 +159,97 @@ def paired_ratio(done: pd.DataFrame, task: str, opt: str, baseline: str, compare
 
 
 def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: Path) -> None:
-    """One panel per family: the seed-mean curve smoothed as the metric smooths it, the
-    threshold and each optimizer's crossing; diverged seeds are counted, not drawn. The y-range
-    spans every curve's start and the 99th percentile of the finite values, so a spike that a
-    finished seed recovered from (under 1 % of the steps) runs off the panel, not the scale."""
+    """Two rows of one panel per family: the seed-mean curve smoothed as the metric smooths it,
+    the threshold and each optimizer's crossing; diverged seeds are counted, not drawn. The top
+    row spans every curve's start and the 99th percentile of the finite values (a spike that a
+    finished seed recovered from runs off the panel, not the scale); the bottom row zooms on T
+    and the crossings, where curves that overlap at full scale part."""
     index = runs.index[runs.index["task"] == task]
     families = [f for f in COMPARATORS if f in set(index["family"])]
     families += sorted(set(index["family"]) - set(families))
-    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(families), figsize=(6.5 * len(families), 8.5), squeeze=False)
     at = table[np.isclose(table["fraction"], 0.95)].set_index("optimizer")
-    for ax, family in zip(axes[0], families, strict=True):
+    for column, family in enumerate(families):
+        full, zoom = axes[0][column], axes[1][column]
         fam = index[index["family"] == family]
-        ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
-        finite: list[float] = []
-        starts: list[float] = []
+        curves = {}
+        for ax in (full, zoom):
+            ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
         for opt in column_order(fam):
             runs_of = fam[fam["optimizer"] == opt]
             done = runs_of[runs_of["status"] == Status.FINISHED]
             label = f"{opt} (n={len(done)}"
             label += f", {len(runs_of) - len(done)} diverged)" if len(done) < len(runs_of) else ")"
             if done.empty:
-                ax.plot([], [], label=label)
+                for ax in (full, zoom):
+                    ax.plot([], [], label=label)
                 continue
             curve = seed_mean(runs.curves[(task, opt, int(s))] for s in done["seed"])
             smoothed = trailing_mean(curve.to_numpy(), window)
             steps = curve.index.to_numpy()[window - 1 : window - 1 + len(smoothed)]
-            (line,) = ax.plot(steps, smoothed, label=label, lw=1.2)
-            kept = smoothed[np.isfinite(smoothed)]
-            finite += kept.tolist()
-            starts += kept[:1].tolist()
-            if opt in at.index and not math.isnan(at.loc[opt, "steps"]):
-                crossing = at.loc[opt, "steps"]
-                ax.axvline(crossing, color=line.get_color(), lw=0.8, ls=":")
+            curves[opt] = (steps, smoothed)
+            crossing = at.loc[opt, "steps"] if opt in at.index else math.nan
+            for ax in (full, zoom):
+                (line,) = ax.plot(steps, smoothed, label=label, lw=1.2)
+                if not math.isnan(crossing):
+                    ax.axvline(crossing, color=line.get_color(), lw=0.8, ls=":")
+        threshold = math.nan
         if fam["optimizer"].isin(at.index).any():
             threshold = at.loc[at.index.isin(fam["optimizer"]), "threshold"].iloc[0]
             if not math.isnan(threshold):
-                ax.axhline(threshold, color="black", lw=0.8, ls="--", label="T (f = 0.95)")
-                finite.append(float(threshold))
-        if finite:
-            low, high = min(finite), max([*starts, float(np.percentile(finite, 99))])
-            if low > 0 and high / low > 10:
-                ax.set_yscale("log")
-                ax.set_ylim(low / 1.2, high * 1.2)
-            else:
-                pad = 0.05 * (high - low or abs(high) or 1.0)
-                ax.set_ylim(low - pad, high + pad)
-        ax.set(
-            xlabel="step",
-            ylabel=f"train loss at deployed weights, trailing mean of {window}",
-            title=f"{task}: {family} family",
-        )
-        ax.legend(fontsize=8)
+                for ax in (full, zoom):
+                    ax.axhline(threshold, color="black", lw=0.8, ls="--", label="T (f = 0.95)")
+        full_scale(full, curves, threshold)
+        zoom_on_threshold(zoom, curves, at, threshold)
+        full.set_title(f"{task}: {family} family")
+        zoom.set_title("zoomed on T and the crossings")
+        for ax in (full, zoom):
+            ax.set(xlabel="step", ylabel=f"train loss at deployed weights, mean of {window}")
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def full_scale(ax: Any, curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> None:
+    """Every curve's start to the 99th percentile of its finite values (log if they span 10×)."""
+    finite = [v for _, c in curves.values() for v in c[np.isfinite(c)].tolist()]
+    starts = [float(c[np.isfinite(c)][0]) for _, c in curves.values() if np.isfinite(c).any()]
+    if not math.isnan(threshold):
+        finite.append(threshold)
+    if not finite:
+        return
+    low, high = min(finite), max([*starts, float(np.percentile(finite, 99))])
+    if low > 0 and high / low > 10:
+        ax.set_yscale("log")
+        ax.set_ylim(low / 1.2, high * 1.2)
+    else:
+        pad = 0.05 * (high - low or abs(high) or 1.0)
+        ax.set_ylim(low - pad, high + pad)
+
+
+def zoom_on_threshold(
+    ax: Any,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    at: pd.DataFrame,
+    threshold: float,
+) -> None:
+    """Steps from a fifth before the first crossing to a fifth after the last (or the end), and
+    the losses the curves take there, T inside."""
+    crossings = [at.loc[o, "steps"] for o in curves if o in at.index]
+    crossings = [c for c in crossings if not math.isnan(c)]
+    if math.isnan(threshold) or not crossings:
+        return
+    end = max(float(s[-1]) for s, _ in curves.values())
+    first, last = min(crossings), max(crossings)
+    span = max(last - first, 0.05 * end)
+    left, right = max(0.0, first - span / 5), min(end, last + span / 5)
+    inside = [c[(s >= left) & (s <= right) & np.isfinite(c)] for s, c in curves.values()]
+    values = [v for part in inside for v in part.tolist()] + [threshold]
+    low, high = min(values), max(values)
+    pad = 0.05 * (high - low or abs(high) or 1.0)
+    ax.set_xlim(left, right)
+    ax.set_ylim(low - pad, high + pad)
 
 
 def plot_savings(table: pd.DataFrame, task: str, path: Path) -> None:

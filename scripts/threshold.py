@@ -222,10 +222,15 @@ def steps_summary(table: pd.DataFrame, fraction: float = 0.95) -> str:
         if row.optimizer != row.baseline and not math.isnan(row.savings):
             saving = f"  saves {100 * row.savings:.1f} %"
         if row.optimizer != row.baseline and not math.isnan(row.savings_seed_mean):
-            saving += (
-                f"  per seed {100 * row.savings_seed_mean:.1f} ± {100 * row.savings_ci95:.1f} %"
-                f" (p={row.p_value:.2g}, n={row.n_paired})"
-            )
+            saving += f"  per seed {100 * row.savings_seed_mean:.1f}"
+            if row.n_paired > 1:
+                saving += (
+                    f" ± {100 * row.savings_ci95:.1f} % (p={row.p_value:.2g}, n={row.n_paired})"
+                )
+            else:
+                saving += " % (one seed pair: no interval)"
+        elif row.optimizer != row.baseline:
+            saving += "  per seed: no seed pair has both crossings (censored)"
         lines.append(
             f"  {row.task:18} {row.optimizer:28} {steps:>11}  n={row.n_seeds}"
             f" censored={row.n_censored}{saving}"
