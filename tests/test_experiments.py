@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,10 @@ def test_paper_v1_composes_for_a_slurm_cluster() -> None:
 
 def test_a_submitit_job_runs_from_outside_the_clone(tmp_path: Path) -> None:
     """submitit_local is the slurm launcher's code path without sbatch: each run is unpickled in
-    a fresh interpreter started in the caller's folder, here not the clone."""
+    a fresh interpreter started in the caller's folder, here not the clone, and with no
+    PYTHONPATH of the caller's (which could name the clone): main.py must export it."""
     root = write_housing(tmp_path / "data", n=400)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run_main(
         [
             "-m",
@@ -86,6 +89,7 @@ def test_a_submitit_job_runs_from_outside_the_clone(tmp_path: Path) -> None:
         ],
         tmp_path,
         root,
+        environ=environ,
     )
     run = RunPath("paper_v1", "mlp_housing", "sgdo_g3", 10).folder(tmp_path / "results")
     meta = json.loads((run / "meta.json").read_text())

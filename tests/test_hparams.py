@@ -72,6 +72,39 @@ def test_gpt2_qqp_v1_settings_compose_and_train(
     assert last["val"] == pytest.approx(last["test"])  # one split: the whole dev file
 
 
+# trainer_configs.py at b3ebff9, transcribed: (lr, batch, weight decay, epochs, μ / β1) per
+# family of each Table-1 task (DefaultConfig: lr 1e-3, B 64, weight decay 0, 50 epochs, μ 0.9,
+# β1 0.9, unless its task's config says otherwise).
+V1_TRAINER_CONFIGS = {
+    "mlp_housing": {"sgd": (1e-3, 64, 0.0, 200, 0.9), "adam": (1e-3, 64, 0.0, 200, 0.9)},
+    "2c2d_fmnist": {"sgd": (1e-3, 64, 0.0, 50, 0.9), "adam": (1e-3, 64, 0.0, 10, 0.9)},
+    "3c3d_cifar10": {"sgd": (0.01, 128, 0.0, 100, 0.9), "adam": (1e-3, 128, 0.0, 100, 0.9)},
+    "resnet18_cifar100": {
+        "sgd": (0.01, 256, 5e-4, 250, 0.99),
+        "adam": (1e-3, 256, 5e-4, 200, 0.9),
+    },
+    "vae_mnist": {"sgd": (1e-3, 64, 0.0, 50, 0.9), "adam": (1e-3, 64, 0.0, 50, 0.9)},
+    "vae_fmnist": {"sgd": (1e-3, 64, 0.0, 100, 0.9), "adam": (1e-3, 64, 0.0, 100, 0.9)},
+    "gpt_hf_qqp": {"sgd": (3e-4, 64, 5e-4, 10, 0.9), "adam": (3e-4, 64, 5e-4, 10, 0.9)},
+}
+
+
+@pytest.mark.parametrize("task", sorted(V1_TRAINER_CONFIGS))
+def test_every_table1_task_has_the_references_v1_trainer_settings(
+    task: str, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, [f"task={task}", "hparams=paper_v1"])
+    for family, (lr, batch, decay, epochs, momentum) in V1_TRAINER_CONFIGS[task].items():
+        hp = cfg.task[family]
+        got = (hp.lr, hp.batch_size, hp.weight_decay, hp.get("epochs", cfg.task.epochs))
+        assert got == (lr, batch, decay, epochs), (task, family)
+        assert hp.get("momentum", hp.get("beta1")) == momentum, (task, family)
+        assert hp.get("beta2", 0.999) == 0.999 and hp.get("eps", 1e-8) == 1e-8
+    assert sorted(V1_TRAINER_CONFIGS) == sorted(
+        p.stem for p in (Path(__file__).parents[1] / "configs/task_hparams/paper_v1").glob("*")
+    )
+
+
 def test_a_task_without_v1_settings_is_refused(tmp_path: Path) -> None:
     assert main_refuses(["task=mlp_energy", "hparams=paper_v1"], tmp_path)[-1] == (
         "main.py: error: task mlp_energy has no paper_v1 settings "

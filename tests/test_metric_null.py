@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from scripts.report import report
-from tests.fake_data import write_housing
+from tests.fake_data import write_cifar, write_housing, write_mnist
 from tests.launch import config
 from trainers.callbacks import StepRecorder
 from trainers.labels import optimizer_label
@@ -129,7 +129,8 @@ def test_the_step_clock_leaves_compilation_out() -> None:
     compilation is counted on the process's compile clock instead."""
     clock = StepClock()
     compiled_before = clock.compile.seconds
-    twice = torch.compile(lambda x: x * 2.0 + 1.0)  # a new function: compiles on its first call
+    factor = float(time.time_ns() % 997) + 0.5  # a constant of its own: no compile cache hit
+    twice = torch.compile(lambda x: x * factor + 1.0)  # compiles on its first call
     clock.start()
     twice(torch.ones(3))
     step = clock.take()
@@ -154,3 +155,57 @@ def test_divergence_is_recorded_at_its_first_step_and_stops_at_that_flush(tmp_pa
     assert meta["status"] == "diverged" and meta["diverged_at_step"] == first < 400
     block_end = -(-first // 50) * 50
     assert meta["steps"] == block_end == steps["step"].iloc[-1] == len(steps)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    write_cifar(root, classes=100, n_per_batch=64, n_test=16)
+    return write_mnist(root, n_train=64, n_test=16)
+
+
+# A model whose extra forward could touch training: BatchNorm's running statistics (ResNet-18,
+# with augmented batches) and random draws in the forward (the VAE's sampling).
+TOUCHY = {"resnet18_cifar100": "task.sgd.batch_size=8", "vae_mnist": "task.sgd.batch_size=8"}
+
+
+def short_run(tmp: Path, root: Path, task: str, overrides: list[str], experiment: str) -> Path:
+    """Six steps at batch 8, two epochs or more."""
+    common = [f"task={task}", TOUCHY[task], "max_steps=6", f"data.root={root}", "seed=1"]
+    summary = train(config(tmp, [*common, *overrides], experiment=experiment))
+    assert summary["status"] == "finished", summary
+    return Path(summary["results"])
+
+
+def assert_same_training(a: Path, b: Path, columns: list[str]) -> None:
+    ours, theirs = pd.read_csv(a / "steps.csv"), pd.read_csv(b / "steps.csv")
+    for column in columns:  # bitwise
+        np.testing.assert_array_equal(ours[column].to_numpy(), theirs[column].to_numpy())
+    pd.testing.assert_frame_equal(pd.read_csv(a / "evals.csv"), pd.read_csv(b / "evals.csv"))
+    saved = [torch.load(f / "checkpoints" / "last.ckpt")["state_dict"] for f in (a, b)]
+    for key in saved[0]:  # the running statistics of every BatchNorm layer included
+        assert torch.equal(saved[0][key], saved[1][key]), key
+
+
+def test_gamma_zero_with_batchnorm_records_exactly_the_baselines_curve(
+    tmp_path: Path, images: Path
+) -> None:
+    task = "resnet18_cifar100"
+    base = short_run(tmp_path, images, task, ["optimizer=sgd_momentum"], "bn")
+    ours = short_run(tmp_path, images, task, ["optimizer=sgdo", "optimizer.overshoot=0"], "bn")
+    assert_same_training(ours, base, ["loss", "loss_base"])
+
+
+@pytest.mark.parametrize("task", list(TOUCHY))
+def test_the_metric_forward_leaves_training_untouched(
+    task: str, tmp_path: Path, images: Path
+) -> None:
+    """At γ = 5 the metric is an extra forward at θ on each training batch: with it or without
+    it, training (BatchNorm running statistics, random draws, every loss at θ′) and the
+    evaluations are the same to the bit."""
+    sgdo = ["optimizer=sgdo", "optimizer.overshoot=5"]
+    measured = short_run(tmp_path, images, task, sgdo, "with")
+    plain = short_run(tmp_path, images, task, [*sgdo, "compute_base_model_loss=false"], "without")
+    assert_same_training(measured, plain, ["loss"])
+    steps = pd.read_csv(measured / "steps.csv")
+    assert (steps["loss_base"] != steps["loss"]).iloc[1:].all()  # it did measure elsewhere

@@ -16,4 +16,6 @@ def test_readme_demo_runs_and_reports_both_optimizers() -> None:
         exec(compile(code, "README.md", "exec"), {})
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["AdamW", "AdamO"]
-    assert all(0.0 < float(line.split()[1]) < 2.31 for line in lines)
+    # At initialisation the loss on 10 classes is ln 10 ≈ 2.30 (an optimizer that never stepped
+    # would print that); 100 steps fit the 512 random labels to 0.05 (AdamW) and 0.25 (AdamO).
+    assert all(0.0 < float(line.split()[1]) < 0.5 for line in lines)

@@ -197,13 +197,21 @@ def test_smoothing_is_the_notebooks_to_the_last_bit() -> None:
     assert len(trailing_mean(v[:400], 400)) == 0  # no partial windows, ever
 
 
-def test_interval_and_p_value_come_from_one_statistic() -> None:
+def test_interval_and_p_value_are_scipys_one_sample_t() -> None:
+    """scipy's ``ttest_1samp`` is the oracle: its 95 % interval and its p-value; so the
+    interval excludes 0 exactly when p < 0.05."""
+    from scipy import stats
+
     rng = np.random.default_rng(1)
     for _ in range(200):
-        savings = rng.normal(0.05, 0.1, size=int(rng.integers(3, 12)))
-        low = savings.mean() - ci95(savings)
-        high = savings.mean() + ci95(savings)
+        savings = rng.normal(0.05, 0.1, size=int(rng.integers(2, 12)))
+        test = stats.ttest_1samp(savings, 0.0)
+        low, high = test.confidence_interval(0.95)
+        assert savings.mean() - ci95(savings) == pytest.approx(low, rel=1e-12, abs=1e-15)
+        assert savings.mean() + ci95(savings) == pytest.approx(high, rel=1e-12, abs=1e-15)
+        assert one_sample_p(savings) == pytest.approx(test.pvalue, rel=1e-12)
         assert (low > 0 or high < 0) == (one_sample_p(savings) < 0.05)
+    assert math.isnan(ci95(np.array([0.1]))) and math.isnan(one_sample_p(np.array([0.1])))
 
 
 def test_wall_clock_turns_steps_saved_into_time_saved(results: Path) -> None:
@@ -322,19 +330,25 @@ def test_the_package_ships_the_optimizers_alone(tmp_path: Path) -> None:
     assert {t for t in tops if not t.endswith(".dist-info")} == {"overshoot"}
 
 
-def test_the_multirun_summary_leaves_the_plotting_stack_out_of_training(tmp_path: Path) -> None:
-    """The summary runs in main.py's process after every multirun: no matplotlib there."""
+def test_the_multirun_summary_leaves_the_plotting_stack_out_of_training(results: Path) -> None:
+    """The summary runs in main.py's process after every multirun: it reads the runs and prints
+    the table, with no matplotlib imported there."""
     import sys
 
     code = (
         "import sys\n"
         "from omegaconf import OmegaConf\n"
         "from scripts.sweep_summary import print_summary\n"
-        f"print_summary(OmegaConf.create({{'results_dir': {str(tmp_path)!r}, "
-        "'experiment_name': 'none'}))\n"
+        f"print_summary(OmegaConf.create({{'results_dir': {str(results.parent)!r}, "
+        f"'experiment_name': {results.name!r}}}))\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n"
     )
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == f"no finished runs under {tmp_path / 'none'}"
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("steps to 0.95 of the baseline's loss reduction")
+    assert {line.split()[1] for line in lines[1:5]} == {"fast", "fast_diverged", "never"} | {
+        "sgd_momentum"
+    }
+    assert "left out: task_a/fast/seed=2: status running, left out" in lines

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import main
+from overshoot import SGDO
 from tests.fake_data import write_housing
 from tests.launch import stop_after_checkpoint
 from trainers.results import RunPath
@@ -41,11 +42,19 @@ def run_dir(cwd: Path, experiment: str) -> Path:
     return RunPath(experiment, "mlp_housing", "sgdo_g5", 3).folder(cwd / "results")
 
 
-@pytest.mark.slow
-def test_killed_runs_resume_bit_for_bit(tmp_path: Path) -> None:
-    root = write_housing(tmp_path / "data", n=2000)
-    whole = start(tmp_path, root, "whole")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(working folder, data root) of the run never interrupted, experiment ``whole``."""
+    cwd = tmp_path_factory.mktemp("resume")
+    root = write_housing(cwd / "data", n=2000)
+    whole = start(cwd, root, "whole")
     assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:] if whole.stderr else ""
+    return cwd, root
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_bit_for_bit(uninterrupted: tuple[Path, Path]) -> None:
+    tmp_path, root = uninterrupted
 
     folder = run_dir(tmp_path, "cut")
     ckpt = folder / "checkpoints" / "last.ckpt"
@@ -76,13 +85,19 @@ def test_killed_runs_resume_bit_for_bit(tmp_path: Path) -> None:
     assert len(pd.read_csv(folder / "steps.csv")) == 700
 
 
-def test_checkpoint_holds_base_weights_and_resumes_from_held(tmp_path: Path) -> None:
-    """``state_dict`` is what a user deploys (θ); the held θ′ differ and are kept for resuming."""
-    root = write_housing(tmp_path / "data", n=2000)
-    proc = start(tmp_path, root, "ckpt")
-    assert proc.wait(timeout=300) == 0
-    ckpt = torch.load(run_dir(tmp_path, "ckpt") / "checkpoints" / "last.ckpt")  # weights_only
+def test_checkpoint_holds_base_weights_and_resumes_from_held(
+    uninterrupted: tuple[Path, Path],
+) -> None:
+    """``state_dict`` is what a user deploys, θ: what SGDO, rebuilt at the held θ′ from the
+    checkpoint's optimizer state, gives as its base weights; θ′ is kept for resuming."""
+    ckpt = torch.load(run_dir(uninterrupted[0], "whole") / "checkpoints" / "last.ckpt")
     base, held = ckpt["state_dict"], ckpt["overshoot_held_state_dict"]
     assert base.keys() == held.keys()
-    assert any(not torch.equal(base[k], held[k]) for k in base)
     assert ckpt["optimizer_states"][0]["overshoot_at_base"] is False
+    params = [held[k].clone() for k in held]
+    opt = SGDO(params)
+    opt.load_state_dict(ckpt["optimizer_states"][0])
+    with opt.base_weights():
+        for key, p in zip(held, params, strict=True):
+            assert torch.equal(base[key], p), key
+    assert any(not torch.equal(base[k], held[k]) for k in base)
