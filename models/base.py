@@ -12,6 +12,8 @@ class TaskModel(nn.Module):
     # Why seeds of this model cannot train as vectorized members (trainers/stacked.py), e.g. a
     # layer keeps batch statistics (BatchNorm); None: they can.
     vectorizes: ClassVar[str | None] = None
+    # Where its members are known to run slower than separate runs on a CPU: the measurement.
+    slower_as_members_on_cpu: ClassVar[str | None] = None
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -6,10 +6,13 @@ import torch
 from torch import nn
 
 from models.base import TaskModel
+from models.conv import CONV_MEMBERS_ON_CPU
 
 
 class VAE(TaskModel):
     """Targets are the input images. Evaluation decodes the posterior mean (no sampling noise)."""
+
+    slower_as_members_on_cpu = CONV_MEMBERS_ON_CPU
 
     def __init__(self, latent: int = 8) -> None:
         super().__init__()

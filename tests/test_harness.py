@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +22,8 @@ from tests.launch import run_main
 from tests.test_large_tasks import CASES as LARGE_CASES
 from trainers import reference_flags
 from trainers.results import RunPath
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = os.environ.get("OVERSHOOT_DATA", "")
 
@@ -152,21 +157,40 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_sweep_prints_summary_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
-    sweep = ["-m", "optimizer=sgd_momentum,sgdo", "seed=0,1", "max_steps=40", "trainer=debug"]
-    first = run_main(sweep, tmp_path, tmp_path)
-    assert first.stdout.count("steps to 0.95 of the baseline's loss reduction") == 1
-    assert "mlp_diabetes       sgdo_g5" in first.stdout and "n=2" in first.stdout
-    steps_csv = (
-        RunPath("test", "mlp_diabetes", "sgdo_g5", 1).folder(tmp_path / "results") / "steps.csv"
+def test_the_readmes_quick_comparison_reads_like_a_result(tmp_path: Path) -> None:
+    """The README's two commands, as written: both sides cross T in every seed, the saving and
+    its interval are numbers, and the table is the one the README shows; running the sweep again
+    skips what is done, ``force=true`` redoes it."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("The comparison in two commands") :]
+    lines = block.split("```bash\n")[1].splitlines()[:2]
+    sweep, report = (shlex.split(line, comments=True) for line in lines)
+    first = run_main(sweep[2:], tmp_path, tmp_path)
+    table = first.stdout[first.stdout.index("steps to 0.95 of the baseline's loss reduction") :]
+    assert "nan" not in table and "not reached" not in table and "censored=0" in table
+    shown = block.split("```\n")[2].split("```")[0]  # the table the README prints
+    got = {line.split()[1]: line.split() for line in table.splitlines()[1:3]}
+    for line in shown.strip().splitlines():  # the crossings to within 1 % (float32 elsewhere)
+        words = line.split()
+        assert float(got[words[1]][2]) == pytest.approx(float(words[2]), rel=0.01), line
+        assert got[words[1]][3:5] == words[3:5] == ["n=3", "censored=0"], line
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / report[1]), *report[2:], "--tensorboard", ""],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
+    assert proc.returncode == 0 and "nan" not in proc.stdout, proc.stderr[-2000:]
+    assert (tmp_path / "results/quick/report/mlp_diabetes/loss_curves.png").is_file()
+
+    steps_csv = RunPath("quick", "mlp_diabetes", "sgdo_g5", 1).folder(tmp_path / "results")
+    steps_csv = steps_csv / "steps.csv"
     written = steps_csv.stat().st_mtime_ns
-    again = run_main(sweep, tmp_path, tmp_path)
-    assert again.stdout.count("(already; force=true to re-run)") == 4
+    again = run_main(sweep[2:], tmp_path, tmp_path)
+    assert again.stdout.count("(already; force=true to re-run)") == 6
     assert steps_csv.stat().st_mtime_ns == written
-    forced = run_main(
-        [*sweep[:1], "optimizer=sgdo", "seed=1", *sweep[3:], "force=true"], tmp_path, tmp_path
-    )
+    one = ["-m", "optimizer=sgdo", "seed=1", "experiment_name=quick", "max_steps=40"]
+    forced = run_main([*one, "force=true"], tmp_path, tmp_path)
     assert "already" not in forced.stdout and steps_csv.stat().st_mtime_ns != written
 
 

@@ -286,3 +286,20 @@ def test_gamma_zero_members_record_their_baselines_curve(
     a, b = pd.read_csv(member / "steps.csv"), pd.read_csv(separate / "steps.csv")
     for column in ("loss", "loss_base"):
         np.testing.assert_allclose(a[column], b[column], rtol=1e-10, atol=0)
+
+
+def test_conv_members_on_the_cpu_warn_once_with_the_measurement(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainers.checks import validate, warn_once
+
+    warn_once.cache_clear()
+    for _ in range(3):  # a multirun checks each variant: still one warning
+        validate(config(tmp_path, ["task=2c2d_fmnist", "vectorize=true", f"data.root={data_root}"]))
+    assert capsys.readouterr().err == (
+        "warning: vectorize=true on the CPU with task 2c2d_fmnist: 10 members of 2c2d ran 0.78× "
+        "as fast as separate runs on a 2-core CPU (README, Benchmark); separate runs, two at a "
+        "time (hydra/launcher=local_parallel), may finish sooner\n"
+    )
+    validate(config(tmp_path, ["task=mlp_housing", "vectorize=true", f"data.root={data_root}"]))
+    assert capsys.readouterr().err == ""  # members gain on an MLP

@@ -4,6 +4,8 @@ the cheap checks, and never Lightning."""
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -134,7 +136,8 @@ def check_vectorizes(cfg: DictConfig) -> None:
             "or not verified to be); python main.py --list-optimizers marks those that do, "
             "or pass vectorize=false"
         )
-    why_not = getattr(get_class(cfg.task.model._target_), "vectorizes", None)
+    model = get_class(cfg.task.model._target_)
+    why_not = getattr(model, "vectorizes", None)
     if why_not is not None:
         raise ValueError(
             f"task {cfg.task.name} does not vectorize: {why_not}; pass vectorize=false"
@@ -148,6 +151,19 @@ def check_vectorizes(cfg: DictConfig) -> None:
             f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: clipping the members' "
             "stacked gradients together would couple them; pass vectorize=false to clip"
         )
+    slower = getattr(model, "slower_as_members_on_cpu", None)
+    if slower and on_cpu(cfg):
+        warn_once(
+            f"vectorize=true on the CPU with task {cfg.task.name}: {slower} (README, "
+            "Benchmark); separate runs, two at a time (hydra/launcher=local_parallel), may "
+            "finish sooner"
+        )
+
+
+@functools.cache
+def warn_once(message: str) -> None:
+    """A warning on stderr, once per process however many configs are checked."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def resolved_precision(precision: str, accelerator: str) -> str:
