@@ -1,4 +1,5 @@
-"""Collect a results tree (one experiment, or a results_dir) into tables; read-only."""
+"""Collect runs into tables, read-only: from results folders and archives alike, several at once,
+each run counted once (trainers/archive.py holds both forms)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,30 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from trainers.results import ENDED, RunPath, read_meta, run_folders, stale
+from trainers.archive import (
+    RunRecord,
+    check_same,
+    is_archive,
+    read_archive,
+    read_folder,
+)
+from trainers.results import run_folders
+
+INDEX_COLUMNS = [
+    "task",
+    "family",
+    "optimizer",
+    "seed",
+    "status",
+    "steps",
+    "step_time_s",
+    "step_time_iqr_s",
+    "time_basis",
+    "compile_time_s",
+    "compute",
+    "test_loss",
+    "test_accuracy",
+]
 
 
 @dataclass
@@ -46,64 +70,70 @@ def time_compute(config: dict[str, Any], meta: dict[str, Any]) -> str:
     return f"kernels={kernels or '?'} {where}{member}"
 
 
-def load_runs(root: Path) -> Runs:
-    """Finished and diverged runs with their curves; anything else is listed in ``problems``."""
-    rows, curves, problems = [], {}, []
-    for run in run_folders(root):
-        where = run.relative_to(root)
-        meta = read_meta(run)
-        if meta is None:
-            problems.append(f"{where}: no meta.json, left out")
-            continue
-        path = RunPath.parse(run)
-        status = meta.get("status", "unknown")
-        steps_csv = run / "steps.csv"
-        if status in ENDED and stale(meta):
-            problems.append(f"{where}: {stale(meta)}, left out")
-            continue
-        if status not in ENDED or not steps_csv.is_file():
-            problems.append(f"{where}: status {status}, left out")
-            continue
-        steps = pd.read_csv(steps_csv)
-        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        seconds, basis = step_time(meta)
-        curves[(path.task, path.optimizer, path.seed)] = steps.set_index("step")["loss_base"]
-        evals = pd.read_csv(run / "evals.csv") if (run / "evals.csv").is_file() else None
-        test = evals[evals["stage"] == "test"] if evals is not None else pd.DataFrame()
+def read_sources(sources: list[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Every ended run in ``sources`` (results folders and archives) once, in folder order, and
+    the runs left out of the folders and why. The same run in two sources (same task, optimizer
+    and seed, same curve and settings) counts once; with other curves or settings it is
+    refused (MergeError naming both)."""
+    found: dict[tuple[str, str, int], RunRecord] = {}
+    problems = []
+    for source in sources:
+        if is_archive(source):
+            records = read_archive(source)
+        else:
+            records = []
+            for folder in run_folders(source):
+                record = read_folder(folder)
+                if isinstance(record, str):
+                    problems.append(f"{folder.relative_to(source)}: {record}, left out")
+                else:
+                    records.append(record)
+        for record in records:
+            key = (record.key.task, record.key.optimizer, record.key.seed)
+            if key in found:
+                check_same(found[key], record)
+            else:
+                found[key] = record
+    order = sorted(found.values(), key=lambda r: (*r.name.split("/")[:3], f"seed={r.key.seed}"))
+    return order, problems
+
+
+def load_runs(*sources: Path) -> Runs:
+    """The finished and diverged runs of ``sources`` with their curves; anything else found in
+    a results folder is listed in ``problems``."""
+    return runs_from(*read_sources(list(sources)))
+
+
+def runs_from(records: list[RunRecord], problems: list[str]) -> Runs:
+    rows, curves = [], {}
+    for record in records:
+        config = yaml.safe_load(record.config_yaml) or {}
+        seconds, basis = step_time(record.meta)
+        key = record.key
+        curves[(key.task, key.optimizer, key.seed)] = record.steps.set_index("step")[
+            "loss_base"
+        ].astype("float64")
+        evals = record.evals
+        test = evals[evals["stage"] == "test"] if len(evals) else pd.DataFrame()
         rows.append(
             {
-                "task": path.task,
+                "task": key.task,
                 "family": str(config.get("optimizer", {}).get("family", "other")),
-                "optimizer": path.optimizer,
-                "seed": path.seed,
-                "status": status,
-                "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
+                "optimizer": key.optimizer,
+                "seed": key.seed,
+                "status": record.meta.get("status", "unknown"),
+                "steps": int(record.steps["step"].iloc[-1]) if len(record.steps) else 0,
                 "step_time_s": seconds,
-                "step_time_iqr_s": meta.get("step_time_iqr_s") or math.nan,
+                "step_time_iqr_s": record.meta.get("step_time_iqr_s") or math.nan,
                 "time_basis": basis,
-                "compile_time_s": meta.get("compile_time_s", math.nan),
-                "compute": time_compute(config, meta),
-                "test_loss": float(test["loss"].iloc[-1]) if len(test) else float("nan"),
+                "compile_time_s": record.meta.get("compile_time_s", math.nan),
+                "compute": time_compute(config, record.meta),
+                "test_loss": float(test["loss"].iloc[-1]) if len(test) else math.nan,
                 "test_accuracy": (
                     float(test["accuracy"].iloc[-1])
                     if len(test) and "accuracy" in test and test["accuracy"].notna().any()
-                    else float("nan")
+                    else math.nan
                 ),
             }
         )
-    columns = [
-        "task",
-        "family",
-        "optimizer",
-        "seed",
-        "status",
-        "steps",
-        "step_time_s",
-        "step_time_iqr_s",
-        "time_basis",
-        "compile_time_s",
-        "compute",
-        "test_loss",
-        "test_accuracy",
-    ]
-    return Runs(pd.DataFrame(rows, columns=columns), curves, problems)
+    return Runs(pd.DataFrame(rows, columns=INDEX_COLUMNS), curves, problems)

@@ -1,11 +1,15 @@
-"""Turn a results folder into the paper's comparison: steps to threshold, tables, plots.
+"""Turn runs into the paper's comparison: steps to threshold, tables, plots.
 
-    python scripts/report.py results/<experiment> [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
+    python scripts/report.py SOURCE [SOURCE ...] [--out DIR] [--fractions 0.5,0.75,0.9,0.95,0.99]
                              [--smoothing 400] [--baselines sgd=sgd_momentum,adam=adamw]
+                             [--mixed-time]
 
-Writes into ``--out`` (default ``<results>/report``): ``steps_to_threshold.csv`` (all tasks; with
-seconds per step and time to threshold from the same runs) and
-per task ``<task>/steps_to_threshold.csv``, ``<task>/loss_curves.png``, ``<task>/savings.png``;
+SOURCE is a results folder (``results/<experiment>``) or an archive of runs
+(``results/<experiment>/archive``, trainers/archive.py); several are merged, each run counted
+once, and the same run with other curves or settings is refused in one line.
+Writes into ``--out`` (default ``<first source>/report``): ``steps_to_threshold.csv`` (all
+tasks; with seconds per step and time to threshold from the same runs) and per task
+``<task>/steps_to_threshold.csv``, ``<task>/loss_curves.png``, ``<task>/savings.png``;
 ``table1.{md,tex,csv}``; ``mean_over_tasks.{csv,md}`` (each optimizer's saving at 0.95 averaged
 over the tasks, the paper's way and per seed); ``performance_profile.png``; ``missing.txt``; and
 a TensorBoard run in ``lightning_logs/compare/`` (``--tensorboard``).
@@ -40,6 +44,7 @@ from scripts.threshold import (
     steps_to_threshold,
     trailing_mean,
 )
+from trainers.archive import MergeError, is_archive
 from trainers.results import Status
 
 # Table 1 compares against the better of these per family (paper: CM/NAG and Adam/NAdam).
@@ -329,7 +334,7 @@ class NoRunsError(ValueError):
 
 
 def report(
-    results: Path,
+    results: Path | list[Path],
     out: Path,
     fractions: list[float],
     window: int,
@@ -337,9 +342,10 @@ def report(
     tensorboard: Path | None = None,
     mixed_time: bool = False,
 ) -> pd.DataFrame:
-    runs = load_runs(results)
+    sources = results if isinstance(results, list) else [results]
+    runs = load_runs(*sources)
     if runs.index.empty:
-        raise NoRunsError(f"no finished runs under {results}")
+        raise NoRunsError(f"no finished runs under {', '.join(map(str, sources))}")
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     for task in sorted(runs.index["task"].unique()):
@@ -378,7 +384,9 @@ def parse_baselines(text: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
+    parser.add_argument(
+        "results", type=Path, nargs="+", help="results folders and archives, merged"
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--fractions",
@@ -403,9 +411,11 @@ def main(argv: list[str] | None = None) -> None:
         help="compare step times of runs on other kernels, devices or thread counts (marked)",
     )
     args = parser.parse_args(argv)
-    if not args.results.is_dir():
-        parser.exit(2, f"{parser.prog}: error: results folder {args.results} does not exist\n")
-    out = args.out or args.results / "report"
+    for source in args.results:
+        if not source.is_dir():
+            parser.exit(2, f"{parser.prog}: error: results folder {source} does not exist\n")
+    first = args.results[0]
+    out = args.out or (first.parent if is_archive(first) else first) / "report"
     try:
         table = report(
             args.results,
@@ -416,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(args.tensorboard) if args.tensorboard else None,
             args.mixed_time,
         )
-    except NoRunsError as e:
+    except (NoRunsError, MergeError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     print(steps_summary(table))
     notes = table.loc[table["time_note"].str.contains(" ran "), ["task", "time_note"]]

@@ -1,4 +1,5 @@
-"""Hydra callback: after a multirun, print the steps-to-95 % table of the experiment's results."""
+"""Hydra callback: after a multirun, print the steps-to-95 % table of the experiment's results
+and pack its runs into the experiment's archive."""
 
 from __future__ import annotations
 
@@ -35,18 +36,29 @@ class MultirunSummary(Callback):
 
 
 def print_summary(config: DictConfig) -> None:
-    from scripts.collect import load_runs  # not scripts.report: no plotting stack in training
+    """The steps-to-95 % table of the experiment's runs (its folders and its archive), and the
+    archive brought up to date with them."""
+    from scripts.collect import read_sources, runs_from  # no plotting stack in training
     from scripts.threshold import steps_summary, steps_to_threshold
+    from trainers.archive import ARCHIVE, MergeError, is_archive, write_archive
 
     results = Path(config.results_dir) / str(config.experiment_name)
-    runs = load_runs(results)
-    if runs.index.empty:
+    archive = results / ARCHIVE
+    try:
+        records, problems = read_sources([results, *([archive] if is_archive(archive) else [])])
+    except MergeError as e:
+        print(f"no summary, archive not updated: {e}")
+        return
+    if not records:
         print(f"no finished runs under {results}")
         return
+    write_archive(records, archive)
+    runs = runs_from(records, problems)
     tasks = sorted(runs.index["task"].unique())
     table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]
 
     print(steps_summary(pd.concat(table, ignore_index=True)))
     for problem in runs.problems:
         print(f"left out: {problem}")
-    print(f"full report: python scripts/report.py {results}")
+    print(f"archive: {archive} ({len(records)} runs)")
+    print(f"full report: python scripts/report.py {results} {archive}")

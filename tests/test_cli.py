@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,9 +131,26 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         ),
     ],
 )
+def test_bad_input_is_refused_in_one_line_before_anything_runs(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(reference_flags.UsageError) as refused:
+        main.checked_args(argv)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--opt_name", "sgdx"], "unknown optimizer 'sgdx'; valid: "),
+        (["-m", "task.sgd.lr=0.1,abc"], "task.sgd.lr='abc': expected a number"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
     lines = main_refuses(argv, tmp_path)
-    assert len(lines) == 1 and message in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("main.py: error: ") and message in lines[0]
     assert not any(tmp_path.iterdir())
 
 
@@ -172,35 +190,37 @@ def test_ddp_on_the_cpu_needs_a_process_count(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("results/**/seed=*"))
 
 
-def test_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, MAIN, "trainer=debug", "max_steps=5", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+def test_rerun_skips_what_is_done_and_refuses_other_settings(tmp_path: Path) -> None:
+    """A finished run is skipped (names and where logs go are not settings), a run with other
+    settings is refused and the stored run kept, ``force=true`` replaces it; a run measured by
+    an older harness (no results_version) is not skipped as done."""
+    from tests.launch import config
+    from trainers.train import train
 
-    assert run().returncode == 0
+    def run(*overrides: str) -> dict[str, Any]:
+        return train(config(tmp_path, ["max_steps=5", *overrides]))
+
+    assert run()["status"] == "finished"
     meta = next(tmp_path.glob("results/**/meta.json"))
     before = meta.read_text()
-    skipped = run("job_name=other", "logger=csv")  # names and where logs go are not settings
-    assert skipped.returncode == 0 and "already" in skipped.stdout, skipped.stderr[-500:]
+    skipped = run("job_name=other", "logger=csv")
+    assert skipped["status"] == "finished (already; force=true to re-run)"
     assert meta.read_text() == before
-    proc = run("task.sgd.lr=0.5")
-    assert proc.returncode == 2
-    assert "holds a run with other settings (optimizer.factory.lr: 0.01 there, 0.5 now)" in (
-        proc.stderr
+    with pytest.raises(ValueError) as refused:
+        run("task.sgd.lr=0.02")
+    assert str(refused.value) == (
+        f"{meta.parent} holds a run with other settings (optimizer.factory.lr: 0.01 there, "
+        "0.02 now); use another experiment_name, or force=true to replace it"
     )
     assert meta.read_text() == before
-    assert run("task.sgd.lr=0.5", "force=true").returncode == 0
+    assert run("task.sgd.lr=0.02", "force=true")["status"] == "finished"
+    assert meta.read_text() != before
 
-    # A run measured by an older harness (no results_version) is not skipped as done.
     old = {k: v for k, v in json.loads(meta.read_text()).items() if k != "results_version"}
     meta.write_text(json.dumps(old))
     before = meta.read_text()
-    proc = run("task.sgd.lr=0.5")
-    assert proc.returncode == 2
-    assert (
-        "holds a run with other settings (results version 1, not 2 (measured by another"
-        in (proc.stderr.strip().splitlines()[-1])
-    )
+    with pytest.raises(ValueError, match=r"results version 1, not 2 \(measured by another"):
+        run("task.sgd.lr=0.02")
     assert meta.read_text() == before
 
 
@@ -220,8 +240,9 @@ def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None
     summary = proc.stdout[proc.stdout.index("steps to 0.95") :]
     assert "  mlp_diabetes " in summary and "mlp_housing" not in summary
     assert not (tmp_path / "results" / "test" / "mlp_housing").exists()  # no empty folder
+    results = Path("results/test")
     assert summary.rstrip().endswith(
-        f"full report: python scripts/report.py {Path('results/test')}"
+        f"full report: python scripts/report.py {results} {results / 'archive'}"
     )
 
 
@@ -256,17 +277,15 @@ def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:
     """Parallel jobs of one grid never write the same results folder."""
     from filelock import FileLock
 
-    folder = RunPath("test", "mlp_diabetes", "sgdo_g5", 0).folder(tmp_path / "results")
+    from tests.launch import config
+    from trainers.train import train
+
+    cfg = config(tmp_path, ["max_steps=5"])
+    folder = RunPath("peers", "mlp_diabetes", "sgdo_g5", 0).folder(tmp_path / "results")
     folder.mkdir(parents=True)
-    with FileLock(folder / ".lock"):
-        proc = subprocess.run(
-            [sys.executable, MAIN, "trainer=debug", "max_steps=5"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
-    assert proc.returncode == 0, proc.stderr
-    assert "status: running in another process; skipped" in proc.stdout
+    with FileLock(folder / ".lock"):  # another process's lock (flock: per open file)
+        summary = train(cfg)
+    assert summary["status"] == "running in another process; skipped"
     assert [p.name for p in folder.iterdir()] == [".lock"]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +16,11 @@ from tests.fake_data import (
     write_housing,
     write_mnist,
 )
-from tests.launch import run_main
+from tests.launch import main_config, run_main
 from tests.test_large_tasks import CASES as LARGE_CASES
 from trainers import reference_flags
 from trainers.results import RunPath
+from trainers.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +41,12 @@ def steps(cwd: Path, optimizer_label: str, experiment: str = "eq") -> pd.DataFra
     )
 
 
+def run_in_process(argv: list[str], tmp_path: Path, data_root: Path | str) -> None:
+    """``python main.py ARGV`` (one run) as main.py composes and checks it, in this process."""
+    summary = train(main_config(argv, tmp_path / "results", data_root))
+    assert summary["status"] == "finished", summary
+
+
 def housing_args(*config_overrides: str) -> list[str]:
     """Reference flags of the housing equivalence runs (seed 1, float64)."""
     return [
@@ -54,12 +59,12 @@ def housing_args(*config_overrides: str) -> list[str]:
 @pytest.mark.slow
 def test_reference_equivalences_on_housing(tmp_path: Path, housing_root: Path | str) -> None:
     common = housing_args("max_steps=160")
-    run_main(
+    run_in_process(
         [*common, "--opt_name", "sgd_momentum", "--two_models", "--overshoot_factor", "0.9"],
         tmp_path,
         housing_root,
     )
-    run_main(
+    run_in_process(
         [*common, "--opt_name", "sgd_overshoot", "--overshoot_factor", "0.9"],
         tmp_path,
         housing_root,
@@ -72,12 +77,12 @@ def test_reference_equivalences_on_housing(tmp_path: Path, housing_root: Path | 
     assert eff["loss"][0] == eff["loss_base"][0]
     assert (eff["loss"][1:] != eff["loss_base"][1:]).all()
 
-    run_main(
+    run_in_process(
         [*common, "--opt_name", "adamW", "--two_models", "--overshoot_factor", "10"],
         tmp_path,
         housing_root,
     )
-    run_main(
+    run_in_process(
         [*common, "--opt_name", "adamW_overshoot_replication", "--overshoot_factor", "10"],
         tmp_path,
         housing_root,
@@ -97,8 +102,8 @@ def test_nesterov_is_sgdo_with_gamma_mu_bit_for_bit(
     """Exact with a constant rate. Under a schedule torch's Nesterov is not Overshoot(γ=μ):
     its shift uses the new rate; SGDO (exact) follows the two-model definition instead."""
     common = housing_args("max_steps=450", "use_lr_scheduler=false")
-    run_main([*common, "--opt_name", "sgd_nesterov"], tmp_path, housing_root)
-    run_main(
+    run_in_process([*common, "--opt_name", "sgd_nesterov"], tmp_path, housing_root)
+    run_in_process(
         [*common, "--opt_name", "sgd_overshoot", "--overshoot_factor", "0.9"],
         tmp_path,
         housing_root,
@@ -157,10 +162,13 @@ def test_embedded_default_runs_offline_and_prints_summary(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_the_readmes_quick_comparison_reads_like_a_result(tmp_path: Path) -> None:
+def test_the_readmes_quick_comparison_reads_like_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The README's two commands, as written: both sides cross T in every seed, the saving and
-    its interval are numbers, and the table is the one the README shows; running the sweep again
-    skips what is done, ``force=true`` redoes it."""
+    its interval are numbers, and the table is the one the README shows."""
+    from scripts.report import main as report_main
+
     text = (ROOT / "README.md").read_text()
     block = text[text.index("The comparison in two commands") :]
     lines = block.split("```bash\n")[1].splitlines()[:2]
@@ -174,24 +182,12 @@ def test_the_readmes_quick_comparison_reads_like_a_result(tmp_path: Path) -> Non
         words = line.split()
         assert float(got[words[1]][2]) == pytest.approx(float(words[2]), rel=0.01), line
         assert got[words[1]][3:5] == words[3:5] == ["n=3", "censored=0"], line
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / report[1]), *report[2:], "--tensorboard", ""],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0 and "nan" not in proc.stdout, proc.stderr[-2000:]
+    archive = pd.read_parquet(tmp_path / "results/quick/archive/runs.parquet")  # the sweep's
+    assert sorted(archive["optimizer"]) == ["sgd_momentum"] * 3 + ["sgdo_g5"] * 3
+    monkeypatch.chdir(tmp_path)
+    report_main([*report[2:], "--tensorboard", ""])
+    assert "nan" not in capsys.readouterr().out
     assert (tmp_path / "results/quick/report/mlp_diabetes/loss_curves.png").is_file()
-
-    steps_csv = RunPath("quick", "mlp_diabetes", "sgdo_g5", 1).folder(tmp_path / "results")
-    steps_csv = steps_csv / "steps.csv"
-    written = steps_csv.stat().st_mtime_ns
-    again = run_main(sweep[2:], tmp_path, tmp_path)
-    assert again.stdout.count("(already; force=true to re-run)") == 6
-    assert steps_csv.stat().st_mtime_ns == written
-    one = ["-m", "optimizer=sgdo", "seed=1", "experiment_name=quick", "max_steps=40"]
-    forced = run_main([*one, "force=true"], tmp_path, tmp_path)
-    assert "already" not in forced.stdout and steps_csv.stat().st_mtime_ns != written
 
 
 def test_meta_records_the_cpu_threads_a_run_had(tmp_path: Path, housing_root: Path | str) -> None:

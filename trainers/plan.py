@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from trainers.archive import restore
 from trainers.checkpoints import last_checkpoint
 from trainers.checks import validate
 from trainers.ddp import process_rank
@@ -68,15 +69,17 @@ class Claim:
 def make_plan(cfg: DictConfig) -> list[Job]:
     """The jobs that train ``cfg``: one run, or with ``vectorize`` its members (``members.seed``
     and ``members.overshoot``) in one job, or one job per γ where the optimizer cannot take γ
-    per param group. Raises ValueError naming a bad setting or a folder that holds a run of
-    other settings."""
+    per param group. A run its experiment's archive holds is restored into its folder first.
+    Raises ValueError naming a bad setting or a folder that holds a run of other settings."""
     validate(cfg)
     if not cfg.vectorize:
         run = Run(cfg, run_folder(cfg))
+        restore(run.folder)
         refuse_other_settings(cfg, run.folder)
         return [Job(cfg, [run], vectorized=False, folder=run.folder)]
     runs = [Run(member, run_folder(member)) for member in member_configs(cfg)]
     for run in runs:
+        restore(run.folder)
         refuse_other_settings(run.cfg, run.folder)
     per_group = gamma_per_group(cfg)
     groups: dict[float, list[Run]] = {}

@@ -15,21 +15,7 @@ from trainers.checkpoints import last_checkpoint
 from trainers.checks import resolved_precision
 from trainers.compute import compute_change, planned_compute
 from trainers.labels import uses_overshoot
-from trainers.results import ENDED, read_meta, stale
-
-# Keys that may differ between a run and its re-launch (where it runs, not what it computes).
-RELAUNCH_KEYS = (
-    "force",
-    "any_compute",
-    "kernels",  # float32 runs compare how they computed instead (compute_change)
-    "vectorize",  # a member of a vectorized job is the same run as its separate run
-    "members.seed",
-    "members.overshoot",
-    "results_dir",
-    "data.root",
-    "data.download",
-    "trainer.enable_progress_bar",
-)
+from trainers.results import ENDED, RELAUNCH_KEYS, read_meta, stale
 
 
 @contextmanager

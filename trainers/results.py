@@ -26,6 +26,20 @@ STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_tim
 # Runs of another version are never resumed, skipped as done or mixed into a report with these.
 RESULTS_VERSION = 2
 
+# Keys that may differ between a run and its re-launch (where it runs, not what it computes).
+RELAUNCH_KEYS = (
+    "force",
+    "any_compute",
+    "kernels",  # float32 runs compare how they computed instead (compute_change)
+    "vectorize",  # a member of a vectorized job is the same run as its separate run
+    "members.seed",
+    "members.overshoot",
+    "results_dir",
+    "data.root",
+    "data.download",
+    "trainer.enable_progress_bar",
+)
+
 SEED_PREFIX = "seed="
 
 

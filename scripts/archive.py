@@ -1,0 +1,88 @@
+"""Pack a grid's runs into an archive (trainers/archive.py), or unpack one into run folders.
+
+    python scripts/archive.py pack results/<experiment> [MORE SOURCES ...] [--out DIR]
+    python scripts/archive.py unpack results/<experiment>/archive [--results-dir results]
+
+``pack`` merges results folders and archives (each run once; the same run with other curves or
+settings is refused in one line) into ``--out`` (default ``<first source>/archive``), keeping
+what an archive already there holds. ``unpack`` writes each archived run's folder where its
+experiment's runs go, so a relaunch counts it as done; a relaunch also restores a run from its
+experiment's archive by itself (``<results_dir>/<experiment>/archive``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.collect import read_sources  # noqa: E402 - found through ROOT on sys.path
+from trainers.archive import (  # noqa: E402
+    ARCHIVE,
+    MergeError,
+    RunRecord,
+    check_same,
+    is_archive,
+    read_archive,
+    read_folder,
+    unpack,
+    write_archive,
+)
+
+
+def pack(sources: list[Path], out: Path) -> tuple[list[RunRecord], list[str]]:
+    """Archive every ended run of ``sources`` (and of an archive already in ``out``) in ``out``;
+    returns the runs and those left out of the folders, with why."""
+    merged = [*sources, out] if is_archive(out) and out not in sources else sources
+    records, problems = read_sources(merged)
+    write_archive(records, out)
+    return records, problems
+
+
+def unpack_all(archive: Path, results_dir: Path) -> list[Path]:
+    """Write each run of ``archive`` as its folder under ``results_dir``; a folder that holds
+    the same run already stays, one that holds another run is refused (MergeError)."""
+    written = []
+    for record in read_archive(archive):
+        folder = record.key.folder(results_dir)
+        there = read_folder(folder) if folder.is_dir() else None
+        if isinstance(there, RunRecord):
+            check_same(there, record)
+            continue
+        unpack(record, folder)
+        written.append(folder)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    packing = commands.add_parser("pack", help="results folders and archives → one archive")
+    packing.add_argument("sources", type=Path, nargs="+")
+    packing.add_argument("--out", type=Path)
+    unpacking = commands.add_parser("unpack", help="an archive → run folders")
+    unpacking.add_argument("archive", type=Path)
+    unpacking.add_argument("--results-dir", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pack":
+            out = args.out or args.sources[0] / ARCHIVE
+            records, problems = pack(args.sources, out)
+            size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".parquet")
+            for problem in problems:
+                print(f"left out: {problem}")
+            print(f"archive: {out} ({len(records)} runs, {size / 1e6:.2f} MB)")
+        else:
+            if not is_archive(args.archive):
+                parser.exit(2, f"{parser.prog}: error: {args.archive} holds no runs.parquet\n")
+            written = unpack_all(args.archive, args.results_dir)
+            print(f"unpacked {len(written)} runs under {args.results_dir}")
+    except MergeError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Archives of runs (trainers/archive.py, scripts/archive.py): the report re-derives every table
+from an archive byte for byte, archives and folders merge (each run once, a conflict refused),
+grids grow from an archive without re-running it, and nothing is rounded."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts.archive import main as archive_main
+from scripts.archive import pack, unpack_all
+from scripts.collect import load_runs
+from scripts.report import report
+from tests.launch import config
+from trainers.archive import MergeError, read_archive
+from trainers.results import RunPath
+from trainers.train import train
+
+STEPS = 450  # past the 400-step window: thresholds and crossings are computed
+GRID = [  # (overrides, seeds)
+    (["optimizer=sgd_momentum"], [0, 1]),
+    (["optimizer=sgdo"], [0, 1]),
+    (["optimizer=adamw"], [0, 1]),
+    (["optimizer=adamo"], [0, 1]),
+    (["optimizer=sgd_momentum", "task.sgd.lr=40"], [2]),  # diverges: censored in the report
+]
+
+
+def run_grid(tmp: Path, experiment: str, grid: list[tuple[list[str], list[int]]]) -> Path:
+    for overrides, seeds in grid:
+        for seed in seeds:
+            cfg = config(tmp, [f"max_steps={STEPS}", f"seed={seed}", *overrides], experiment)
+            train(cfg)
+    return tmp / "results" / experiment
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_grid(tmp_path_factory.mktemp("grid"), "grid", GRID)
+
+
+def tables(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.suffix in (".csv", ".md", ".tex", ".txt")
+    }
+
+
+def test_the_report_from_the_archive_equals_the_report_from_the_folders(
+    grid: Path, tmp_path: Path
+) -> None:
+    folders = tmp_path / "folders"
+    shutil.copytree(grid, folders)
+    report(folders, tmp_path / "from_folders", [0.5, 0.95], 400)
+    archive = tmp_path / "archive"
+    records, problems = pack([folders], archive)
+    assert len(records) == 9 and problems == []
+    shutil.rmtree(folders)
+    report(archive, tmp_path / "from_archive", [0.5, 0.95], 400)
+    expected, got = tables(tmp_path / "from_folders"), tables(tmp_path / "from_archive")
+    assert len(expected) > 5 and got.keys() == expected.keys()
+    for name in expected:
+        assert got[name] == expected[name], name
+    steps = pd.read_csv(tmp_path / "from_archive" / "steps_to_threshold.csv")
+    assert steps["n_censored"].max() == 1  # the diverged CM seed, from the archive too
+
+
+def test_nothing_is_rounded_and_equal_losses_are_stored_once(grid: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    pack([grid], archive)
+    steps = pd.read_parquet(archive / "steps.parquet")  # pandas reads it without our code
+    assert steps["loss_base"].dtype == np.float32  # float32 runs: four bytes a value
+    for record in read_archive(archive):
+        csv = pd.read_csv(record.key.folder(grid.parents[0]) / "steps.csv")
+        for column in ("loss", "loss_base"):
+            np.testing.assert_array_equal(record.steps[column].to_numpy(), csv[column].to_numpy())
+    cm = steps[(steps["optimizer"] == "sgd_momentum") & (steps["seed"] == 0)]
+    sgdo = steps[(steps["optimizer"] == "sgdo_g5") & (steps["seed"] == 0)]
+    assert cm["loss"].isna().all() and sgdo["loss"].notna().all()
+    runs = pd.read_parquet(archive / "runs.parquet")
+    assert len(runs) == 9 and set(runs["status"]) == {"finished", "diverged"}
+
+    high = run_grid(tmp_path, "high", [(["optimizer=sgdo", "precision=high"], [0])])
+    pack([high], tmp_path / "archive64")
+    assert pd.read_parquet(tmp_path / "archive64" / "steps.parquet")["loss"].dtype == np.float64
+    (record,) = read_archive(tmp_path / "archive64")
+    csv = pd.read_csv(
+        RunPath("high", "mlp_diabetes", "sgdo_g5", 0).folder(high.parent) / "steps.csv"
+    )
+    np.testing.assert_array_equal(record.steps["loss_base"], csv["loss_base"])
+
+
+def test_archives_and_folders_merge_and_a_conflict_is_refused_in_one_line(
+    grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "archive"
+    pack([grid], archive)
+    both = load_runs(grid, archive)  # the same runs twice: each counted once
+    assert len(both.index) == len(load_runs(grid).index) == 9
+    changed = tmp_path / "elsewhere" / "grid"  # the grid copied to another machine and changed
+    shutil.copytree(grid, changed)
+    steps_csv = changed / "mlp_diabetes" / "sgdo_g5" / "seed=1" / "steps.csv"
+    steps = pd.read_csv(steps_csv)
+    steps.loc[99, "loss_base"] += 1e-3
+    steps.to_csv(steps_csv, index=False)
+    with pytest.raises(MergeError) as refused:
+        load_runs(archive, changed)
+    assert str(refused.value) == (
+        f"grid/mlp_diabetes/sgdo_g5/seed=1 in {archive} and grid/mlp_diabetes/sgdo_g5/seed=1 in "
+        f"{steps_csv.parent} are not the same run (loss_base differs from step 100); report them "
+        "apart or leave one out"
+    )
+    with pytest.raises(SystemExit) as stopped:
+        archive_main(["pack", str(changed), "--out", str(archive)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_grid_grows_from_its_archive_without_rerunning_it(tmp_path: Path) -> None:
+    """Seeds 0 and 1 archived (elsewhere, say), their folders gone: asking for seeds 0–2
+    restores 0 and 1 from the experiment's archive and trains 2 alone; archives from two places
+    then merge into one of all three."""
+    first = run_grid(tmp_path / "a", "grow", [(["optimizer=sgdo"], [0, 1])])
+    pack([first], first / "archive")
+    for folder in first.glob("*/*/seed=*"):
+        shutil.rmtree(folder)
+    statuses = []
+    for seed in (0, 1, 2):
+        cfg = config(tmp_path / "a", [f"max_steps={STEPS}", f"seed={seed}", "optimizer=sgdo"])
+        cfg.experiment_name = "grow"
+        statuses.append(train(cfg)["status"])
+    assert statuses == ["finished (already; force=true to re-run)"] * 2 + ["finished"]
+    restored = RunPath("grow", "mlp_diabetes", "sgdo_g5", 0).folder(first.parent)
+    assert '"unpacked_from"' in (restored / "meta.json").read_text()
+    second = run_grid(tmp_path / "b", "grow", [(["optimizer=sgdo"], [3])])
+    records, _ = pack([first, second], tmp_path / "all")
+    assert sorted(r.key.seed for r in records) == [0, 1, 2, 3]
+
+    elsewhere = tmp_path / "elsewhere"
+    assert len(unpack_all(tmp_path / "all", elsewhere)) == 4
+    assert unpack_all(tmp_path / "all", elsewhere) == []  # the same runs are there already
+    assert len(load_runs(elsewhere / "grow").index) == 4
