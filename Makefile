@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench report
+.PHONY: run test lint bench report device-dry
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,3 +29,6 @@ bench: $(VENV)/.installed
 
 report: $(VENV)/.installed
 	$(PY) scripts/report.py $(RESULTS) $(ARGS)
+
+device-dry: $(VENV)/.installed
+	$(PY) scripts/device_check.py --dry --out $${TMPDIR:-/tmp}/overshoot-device-dry
