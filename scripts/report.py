@@ -383,7 +383,7 @@ def parse_baselines(text: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
     parser.add_argument(
         "results", type=Path, nargs="+", help="results folders and archives, merged"
     )

@@ -296,7 +296,9 @@ def test_report_folder_without_runs_exits_2_naming_it(
     assert not (tmp_path / "report").exists()
 
 
-def test_the_report_runs_as_a_command(results: Path, tmp_path: Path) -> None:
+def test_the_report_runs_as_a_command(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "cli"
     args = [str(results), "--out", str(out), "--smoothing", "1", "--tensorboard", ""]
     proc = subprocess.run([sys.executable, REPORT, *args], capture_output=True, text=True)
@@ -306,12 +308,11 @@ def test_the_report_runs_as_a_command(results: Path, tmp_path: Path) -> None:
     )
     assert (out / "table1.md").read_text() == (tmp_path / "lib" / "table1.md").read_text()
     assert proc.stdout.rstrip().endswith(f"report: {out}")
-    bad = subprocess.run(
-        [sys.executable, REPORT, str(tmp_path / "nope")], capture_output=True, text=True
-    )
-    assert bad.returncode == 2
-    assert (
-        bad.stderr.strip() == f"report.py: error: results folder {tmp_path / 'nope'} does not exist"
+    with pytest.raises(SystemExit) as bad:
+        report_main([str(tmp_path / "nope")])
+    assert bad.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"report.py: error: results folder {tmp_path / 'nope'} does not exist"
     )
 
 

@@ -23,7 +23,7 @@ MAIN = str(Path(main.__file__).resolve())
 ARGS = [
     *("--model", "mlp", "--dataset", "housing", "--opt_name", "sgd_overshoot", "--seed", "3"),
     "trainer=debug",
-    *("--config_override", "precision=high", "B=64", "max_steps=700"),
+    *("--config_override", "precision=high", "B=64", "max_steps=400"),
 ]
 
 
@@ -63,7 +63,7 @@ def test_killed_runs_resume_bit_for_bit(uninterrupted: tuple[Path, Path]) -> Non
     assert first.returncode == 130
     assert "run the same command again to resume" in (first.stderr.read() if first.stderr else "")
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 700
+    assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 400
     assert (folder / "steps.csv.part").exists() and not (folder / "steps.csv").exists()
 
     second = start(tmp_path, root, "cut")  # resumes, then dies without any chance to clean up
@@ -82,7 +82,7 @@ def test_killed_runs_resume_bit_for_bit(uninterrupted: tuple[Path, Path]) -> Non
         pd.testing.assert_frame_equal(
             a[cols] if cols else a, b[cols] if cols else b, check_exact=True
         )
-    assert len(pd.read_csv(folder / "steps.csv")) == 700
+    assert len(pd.read_csv(folder / "steps.csv")) == 400
 
 
 def test_checkpoint_holds_base_weights_and_resumes_from_held(

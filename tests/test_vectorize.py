@@ -30,7 +30,7 @@ TIMES = ["wall_time", "step_time"]  # how long, not what: the only columns allow
 SEEDS = [1, 2]
 TASKS = {  # task: steps (a few hundred where a step is cheap)
     "mlp_housing": 300,
-    "2c2d_fmnist": 80,
+    "2c2d_fmnist": 40,
 }
 OPTIMIZERS = {  # name: (overrides, γ of the members; None: the optimizer has none)
     "sgdo": (["optimizer=sgdo"], [3, 5]),
@@ -189,7 +189,7 @@ def test_what_cannot_vectorize_is_refused_in_one_line(
 
 RESUME_ARGS = [
     *("task=mlp_housing", "optimizer=sgdo", "trainer=debug", "precision=high", "logger=csv"),
-    *("task.sgd.batch_size=64", "max_steps=700", "vectorize=true"),
+    *("task.sgd.batch_size=64", "max_steps=400", "vectorize=true"),
     *("members.seed=[1,2]", "members.overshoot=[3,5]"),
 ]
 
@@ -225,7 +225,7 @@ def test_killed_jobs_resume_every_member_bit_for_bit(data_root: Path, tmp_path: 
     assert first.returncode == 130
     for folder in folders:
         meta = json.loads((folder / "meta.json").read_text())
-        assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 700
+        assert meta["status"] == "interrupted" and 0 < meta["stopped_at_step"] < 400
 
     second = start(tmp_path, data_root, "cut")  # resumes, then dies without cleaning up
     stop_after_checkpoint(second, ckpt, signal.SIGKILL)
@@ -242,7 +242,7 @@ def test_killed_jobs_resume_every_member_bit_for_bit(data_root: Path, tmp_path: 
                 b.drop(columns=TIMES, errors="ignore"),
                 check_exact=True,
             )
-        assert len(pd.read_csv(cut / "steps.csv")) == 700
+        assert len(pd.read_csv(cut / "steps.csv")) == 400
     assert not ckpt.exists()  # every member ended: the job keeps no checkpoint
 
 
