@@ -98,6 +98,31 @@ def test_each_member_is_its_separate_run(
         assert_same_run(folder, Path(separate["results"]))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sgdo", "adamo", "cm"])
+def test_learning_rates_as_members_are_their_separate_runs(
+    name: str, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grid of rates as one job (a param group each, the cosine scaling each group's own):
+    each member is the separate run at its rate, filed in its folder."""
+    monkeypatch.chdir(tmp_path)
+    overrides, _ = OPTIMIZERS[name]
+    family = "adam" if name == "adamo" else "sgd"
+    rates = [0.002, 0.004, 0.008] if family == "sgd" else [5e-4, 1e-3, 2e-3]
+    base = [*common("mlp_housing", data_root), *overrides, "lr_in_label=true", "seed=1"]
+    base.append("max_steps=120")  # the cosine moves every rate already
+    members = [f"members.lr.{family}=[{','.join(map(str, rates))}]", "vectorize=true"]
+    summary = run(tmp_path, [*base, *members], "vec")
+    assert [m["status"] for m in summary["members"]] == ["finished"] * 3
+    for member, rate in zip(summary["members"], rates, strict=True):
+        folder = Path(member["results"])
+        assert folder.parent.name.endswith(f"_lr{rate:g}")
+        assert OmegaConf.load(folder / "config.yaml").task[family].lr == rate
+        separate = run(tmp_path, [*base, f"task.{family}.lr={rate}"], "sep")
+        assert Path(separate["results"]).parent.name == folder.parent.name
+        assert_same_run(folder, Path(separate["results"]))
+
+
 def test_members_diverge_alone(data_root: Path, tmp_path: Path) -> None:
     """At this rate seed 0 diverges within a few steps and seed 3 trains on: each is recorded
     as its separate run records it."""
@@ -176,6 +201,11 @@ def test_random_layers_draw_independent_noise_per_member() -> None:
         (["task=resnet18_cifar100"], "task resnet18_cifar100 does not vectorize: its BatchNorm"),
         (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0: clipping"),
         (["members.seed=[-1]"], "members.seed=[-1]: expected a list of non-negative integers"),
+        (["members.lr.sgd=[0.1,0]"], "members.lr.sgd=[0.1, 0]: expected a list of numbers > 0"),
+        (
+            ["members.lr.sgd=[0.1,0.2]"],
+            "members.lr.sgd=[0.1, 0.2]: members of several learning rates need lr_in_label=true",
+        ),
     ],
 )
 def test_what_cannot_vectorize_is_refused_in_one_line(
@@ -254,6 +284,8 @@ def test_a_multiruns_seeds_and_gammas_become_the_members_of_one_job() -> None:
     assert "seed=range(3)" not in rewritten
     grid = sweeps.vectorized(["-m", "experiment=paper_cpu", "vectorize=true"])  # its own sweep
     assert {"members.seed=[0,1,2,3,4,5,6,7,8,9]", "members.overshoot=[3,5,7]"} <= set(grid)
+    rates = sweeps.vectorized([*args, "task.sgd.lr=0.002,0.004", "vectorize=true"])
+    assert {"task.sgd.lr=0.002", "members.lr.sgd=[0.002,0.004]"} <= set(rates)
 
 
 def test_the_switch_runs_one_job_from_the_command_line(data_root: Path, tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def _parquet(frame: pd.DataFrame, floats: list[str] | None = None) -> bytes:
         table,
         buffer,
         compression="zstd",
-        compression_level=9,
+        compression_level=19,
         use_dictionary=[c for c in frame.columns if c not in encodings],
         column_encoding=encodings or None,
     )

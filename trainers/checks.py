@@ -22,7 +22,7 @@ PRECISIONS = (
 # On/off keys of the run: OmegaConf takes ``force=nope`` as text, which would read as on.
 SWITCHES = (
     *("vectorize", "two_models", "compute_base_model_loss", "force", "any_compute"),
-    "data.download",
+    *("lr_in_label", "data.download"),
 )
 KERNELS = ("fused", "foreach", "single")  # trainers.optim.fastest says what each is
 
@@ -123,13 +123,22 @@ def check_vectorizes(cfg: DictConfig) -> None:
 
     from data.tensors import TensorDataModule
 
-    for key, kind in (("seed", "non-negative integer"), ("overshoot", "number >= 0")):
-        values = cfg.members[key]
+    lists = [("seed", "non-negative integers"), ("overshoot", "numbers >= 0")]
+    lists += [(f"lr.{family}", "numbers > 0") for family in FAMILIES]
+    for key, kind in lists:
+        values = OmegaConf.select(cfg.members, key)
         if values is None:
             continue
-        whole = key == "overshoot" or all(isinstance(v, int) for v in values)
-        if not values or not whole or not all(_is_number(v) and v >= 0 for v in values):
-            raise ValueError(f"members.{key}={list(values)!r}: expected a list of {kind}s")
+        whole = key != "seed" or all(isinstance(v, int) for v in values)
+        above = (lambda v: v > 0) if key.startswith("lr") else (lambda v: v >= 0)
+        if not values or not whole or not all(_is_number(v) and above(v) for v in values):
+            raise ValueError(f"members.{key}={list(values)!r}: expected a list of {kind}")
+    rates = OmegaConf.select(cfg.members, f"lr.{cfg.optimizer.family}")
+    if rates and len(set(rates)) > 1 and not cfg.lr_in_label:
+        raise ValueError(
+            f"members.lr.{cfg.optimizer.family}={list(rates)!r}: members of several learning "
+            "rates need lr_in_label=true, or their runs would share one folder"
+        )
     if not cfg.optimizer.get("vectorizes", False):
         raise ValueError(
             f"optimizer {cfg.optimizer.name} does not vectorize (its update is not elementwise, "

@@ -20,12 +20,14 @@ def uses_overshoot(cfg: DictConfig) -> bool:
 
 
 def optimizer_label(cfg: DictConfig) -> str:
-    """Folder name of the optimizer: its name, γ where Overshoot is used, and the mode."""
+    """Folder name of the optimizer: its name, γ where Overshoot is used, the mode, and with
+    ``lr_in_label`` its learning rate (a grid of rates files each apart)."""
     name = str(cfg.optimizer.name)
+    rate = f"_lr{cfg.task[cfg.optimizer.family].lr:g}" if cfg.get("lr_in_label") else ""
     if not uses_overshoot(cfg):
-        return name
+        return f"{name}{rate}"
     mode = "_two_models" if cfg.two_models else ""
-    return f"{name}{mode}_g{cfg.optimizer.overshoot:g}"
+    return f"{name}{mode}_g{cfg.optimizer.overshoot:g}{rate}"
 
 
 def run_folder(cfg: DictConfig) -> Path:

@@ -47,20 +47,23 @@ def member_metrics(metrics: dict[str, float], i: int) -> dict[str, float]:
 
 class MembersModule(TrainModule):
     """``TrainModule`` over ``Members``: the training loss is the sum of the members' losses, and
-    each member's evaluation is logged under ``<stage>/<metric>/<member>``. ``overshoots`` gives
-    each block of members its own γ (a param group each)."""
+    each member's evaluation is logged under ``<stage>/<metric>/<member>``. ``groups`` gives each
+    block of members its own hyperparameters (γ, the learning rate) as a param group; schedules
+    then scale each group's own rate."""
 
     model: Members
 
-    def __init__(self, model: Members, *args: Any, overshoots: list[float], **kwargs: Any) -> None:
+    def __init__(
+        self, model: Members, *args: Any, groups: list[dict[str, float]], **kwargs: Any
+    ) -> None:
         super().__init__(model, *args, **kwargs)
-        self.overshoots = overshoots
+        self.groups = groups
 
     def optimizer_params(self) -> Any:
         blocks = self.model.block_parameters()
         if len(blocks) == 1:
             return blocks[0]
-        return [{"params": p, "overshoot": g} for p, g in zip(blocks, self.overshoots, strict=True)]
+        return [{"params": p, **g} for p, g in zip(blocks, self.groups, strict=True)]
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -89,18 +89,23 @@ def make_plan(cfg: DictConfig) -> list[Job]:
 
 
 def member_configs(cfg: DictConfig) -> list[DictConfig]:
-    """Each member's own config (its seed and γ), γ by γ: the config its separate run has.
-    γ is a member's only where the optimizer uses it."""
+    """Each member's own config (its seed, γ and learning rate), γ by γ and rate by rate: the
+    config its separate run has. γ is a member's only where the optimizer uses it, a rate only
+    for the optimizer's family."""
+    family = cfg.optimizer.family
     seeds = list(dict.fromkeys(cfg.members.seed or [cfg.seed]))
     gammas = [cfg.optimizer.overshoot]
     if uses_overshoot(cfg) and cfg.members.overshoot:
         gammas = list(dict.fromkeys(cfg.members.overshoot))
+    rates = list(dict.fromkeys(cfg.members.lr.get(family) or [cfg.task[family].lr]))
     members = []
     for gamma in gammas:
-        for seed in seeds:
-            member = copy.deepcopy(cfg)
-            member.seed, member.optimizer.overshoot = seed, gamma
-            members.append(member)
+        for rate in rates:
+            for seed in seeds:
+                member = copy.deepcopy(cfg)
+                member.seed, member.optimizer.overshoot = seed, gamma
+                member.task[family].lr = rate
+                members.append(member)
     return members
 
 

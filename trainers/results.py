@@ -34,6 +34,8 @@ RELAUNCH_KEYS = (
     "vectorize",  # a member of a vectorized job is the same run as its separate run
     "members.seed",
     "members.overshoot",
+    "members.lr.sgd",
+    "members.lr.adam",
     "results_dir",
     "data.root",
     "data.download",

@@ -112,7 +112,12 @@ def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str
     return [first, *changed]
 
 
-MEMBER_KEYS = {"seed": "members.seed", "optimizer.overshoot": "members.overshoot"}
+MEMBER_KEYS = {
+    "seed": "members.seed",
+    "optimizer.overshoot": "members.overshoot",
+    "task.sgd.lr": "members.lr.sgd",  # each family's rate: a job uses its optimizer's
+    "task.adam.lr": "members.lr.adam",
+}
 
 
 def vectorized(args: list[str]) -> list[str]:

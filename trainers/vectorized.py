@@ -10,12 +10,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
 from trainers.checkpoints import last_checkpoint
 from trainers.fitting import evaluate, fit, make_datamodule, module_settings, schedule
-from trainers.labels import optimizer_label
+from trainers.labels import optimizer_label, uses_overshoot
 from trainers.logs import log_outcome, make_logger
 from trainers.members import Member, MembersModule, MembersRecorder, member_metrics
 from trainers.optim import optimizer_factory
@@ -44,13 +44,14 @@ def train_members(claimed: Claim) -> list[dict[str, Any]]:
         pl.seed_everything(seed, workers=True, verbose=False)
         with trainer.init_module():
             models.append(instantiate(cfg.task.model))
-    gammas = [r.cfg.optimizer.overshoot for r in runs]
-    blocks = list(Counter(gammas).values())  # γ by γ, in order (plan.member_configs)
+    groups = [param_group(r.cfg) for r in runs]
+    keys = [tuple(g.items()) for g in groups]
+    blocks = list(Counter(keys).values())  # by γ and rate, in order (plan.member_configs)
     module = MembersModule(
         Members(models, blocks),
         optimizer_factory(first),
         **module_settings(first, steps),
-        overshoots=list(dict.fromkeys(gammas)),
+        groups=[dict(k) for k in dict.fromkeys(keys)],
     )
     fit(trainer, module, datamodule, claimed.resume, job)
     if cfg.checkpoint_every_n_epochs:  # each member's trained model, at base weights
@@ -75,6 +76,15 @@ def train_members(claimed: Claim) -> list[dict[str, Any]]:
         log_outcome(m.logger, trainer.global_step, labels, summary)
         summaries.append(summary)
     return summaries
+
+
+def param_group(cfg: DictConfig) -> dict[str, float]:
+    """A member's hyperparameters that may differ within a job: its learning rate, and γ where
+    the optimizer uses it."""
+    group = {"lr": float(cfg.task[cfg.optimizer.family].lr)}
+    if uses_overshoot(cfg):
+        group["overshoot"] = float(cfg.optimizer.overshoot)
+    return group
 
 
 def _members(runs: list[Run], resumed: bool) -> list[Member]:
