@@ -47,11 +47,11 @@ def oracle_and_fused(name: str, model: torch.nn.Module, fused: torch.nn.Module) 
     ]
 
 
-@pytest.mark.parametrize(("name", "tol"), [("sgdo", 2e-5), ("wrapper", 2e-5), ("adamo", 5e-2)])
+@pytest.mark.parametrize(("name", "tol"), [("sgdo", 2e-5), ("wrapper", 2e-5), ("adamo", 3e-2)])
 def test_fused_kernels_on_the_device_follow_their_float64_oracle(name: str, tol: float) -> None:
     """float32 on the device against float64 on the CPU, 100 steps under a cosine schedule:
-    the fused SGDO and wrapper as close as float32 allows (2e-5 as on the CPU); AdamO within
-    its approximation of the exact form."""
+    the fused SGDO and wrapper as close as float32 allows (measured on the CPU: 5e-7, 1.3e-6);
+    AdamO within its approximation of the exact form (1.6e-2 on the CPU)."""
     oracle, fused = make_mlp(torch.float64), make_mlp(torch.float32).to(DEVICE)
     opts = oracle_and_fused(name, oracle, fused)
     scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, STEPS) for o in opts]  # type: ignore[arg-type]
