@@ -69,17 +69,20 @@ class Claim:
 def make_plan(cfg: DictConfig) -> list[Job]:
     """The jobs that train ``cfg``: one run, or with ``vectorize`` its members (``members.seed``
     and ``members.overshoot``) in one job, or one job per γ where the optimizer cannot take γ
-    per param group. A run its experiment's archive holds is restored into its folder first.
+    per param group. A run its experiment's archive holds is restored into its folder first
+    (unless ``force``, which trains it again).
     Raises ValueError naming a bad setting or a folder that holds a run of other settings."""
     validate(cfg)
     if not cfg.vectorize:
         run = Run(cfg, run_folder(cfg))
-        restore(run.folder)
+        if not cfg.force:
+            restore(run.folder)
         refuse_other_settings(cfg, run.folder)
         return [Job(cfg, [run], vectorized=False, folder=run.folder)]
     runs = [Run(member, run_folder(member)) for member in member_configs(cfg)]
     for run in runs:
-        restore(run.folder)
+        if not cfg.force:
+            restore(run.folder)
         refuse_other_settings(run.cfg, run.folder)
     per_group = gamma_per_group(cfg)
     groups: dict[float, list[Run]] = {}
