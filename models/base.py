@@ -14,6 +14,9 @@ class TaskModel(nn.Module):
     vectorizes: ClassVar[str | None] = None
     # Where its members are known to run slower than separate runs on a CPU: the measurement.
     slower_as_members_on_cpu: ClassVar[str | None] = None
+    # Whether its training forward draws random numbers (sampling, dropout): its members then
+    # draw their noise jointly, so the ended ones keep computing (trainers/stacked.py).
+    draws_noise: ClassVar[bool] = False
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

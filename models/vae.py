@@ -13,6 +13,7 @@ class VAE(TaskModel):
     """Targets are the input images. Evaluation decodes the posterior mean (no sampling noise)."""
 
     slower_as_members_on_cpu = CONV_MEMBERS_ON_CPU
+    draws_noise = True  # the reparameterization's sample
 
     def __init__(self, latent: int = 8) -> None:
         super().__init__()

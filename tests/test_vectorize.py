@@ -336,3 +336,45 @@ def test_conv_members_on_the_cpu_warn_once_with_the_measurement(
     )
     validate(config(tmp_path, ["task=mlp_housing", "vectorize=true", f"data.root={data_root}"]))
     assert capsys.readouterr().err == ""  # members gain on an MLP
+
+
+def test_ended_members_stop_costing_and_change_no_survivor(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tuning grid's large rate diverges; from then on the job computes the other rates
+    alone, and they record, bit for bit in float32, what they record when the diverged member
+    keeps computing beside them (as it did before)."""
+    from trainers.stacked import Members
+
+    overrides = ["task=mlp_housing", "max_steps=300", f"data.root={data_root}", "vectorize=true"]
+    overrides += ["optimizer=sgd_momentum", "members.lr.sgd=[0.01,2.0,0.02]", "lr_in_label=true"]
+    computed: list[int] = []  # members computed by each training forward
+    forward = Members.forward
+
+    def counted(self: Members, x: torch.Tensor) -> torch.Tensor:
+        out = forward(self, x)
+        computed.append(len(out)) if self.training else None
+        return out
+
+    monkeypatch.setattr(Members, "forward", counted)
+    dropping = run(tmp_path, overrides, "drop")
+    assert [m["status"] for m in dropping["members"]] == ["finished", "diverged", "finished"]
+    assert computed[0] == 3 and computed[-1] == 2 and computed.count(2) > len(computed) // 2
+    monkeypatch.setattr(Members, "keep", lambda self, live: None)  # the ended keep computing
+    computed.clear()
+    keeping = run(tmp_path, overrides, "keep")
+    assert set(computed) == {3}
+    for ours, theirs in zip(dropping["members"], keeping["members"], strict=True):
+        a, b = Path(ours["results"]), Path(theirs["results"])
+        for name in ("steps.csv", "evals.csv"):
+            pd.testing.assert_frame_equal(
+                pd.read_csv(a / name).drop(columns=TIMES, errors="ignore"),
+                pd.read_csv(b / name).drop(columns=TIMES, errors="ignore"),
+                check_exact=True,
+            )
+        meta = [json.loads((f / "meta.json").read_text()) for f in (a, b)]
+        assert meta[0]["diverged_at_step"] == meta[1]["diverged_at_step"]
+        if ours["status"] == "finished":
+            held, kept = (torch.load(last_checkpoint(f))["state_dict"] for f in (a, b))
+            for key in held:
+                assert torch.equal(held[key], kept[key]), key

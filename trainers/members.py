@@ -97,7 +97,8 @@ class MembersModule(TrainModule):
 class MembersRecorder(StepRecorder):
     """``StepRecorder`` for members: the values of a step are vectors over the members, and each
     active member's rows go to its own folder. A member whose loss turns non-finite is closed as
-    ``diverged`` at its step and the others go on; the job stops when none is left."""
+    ``diverged`` at its step and the others go on, computed alone from then on
+    (``Members.keep``); the job stops when none is left."""
 
     vectorized = True
 
@@ -132,14 +133,21 @@ class MembersRecorder(StepRecorder):
     def write_rows(
         self, trainer: pl.Trainer, infos: list[dict[str, Any]], names: list[str], rows: Any
     ) -> None:
+        ended = False
         for i, m in self.active():
             bad = write_steps(m.results, m.logger, infos, names, rows[..., i].tolist())
             if bad is not None:
                 m.status, m.diverged_at, m.active = Status.DIVERGED, bad, False
                 times = self.times(trainer, m.results)
                 m.results.finish(Status.DIVERGED, logs=m.logs, diverged_at_step=bad, **times)
-        if not self.active():
+                ended = True
+        live = [i for i, _ in self.active()]
+        if not live:
             trainer.should_stop = True
+        elif ended:  # the ended stop costing: the job computes the live members alone
+            module = trainer.lightning_module
+            assert isinstance(module, MembersModule)
+            module.model.keep(live)
 
     def _record_eval(self, trainer: pl.Trainer, stage: str) -> None:
         for i, m in self.active():

@@ -9,6 +9,14 @@ every member exactly as its own run would, and small models fill the machine.
 
 Members are held in blocks (one tensor per parameter and block), so that an optimizer can give
 each block its own hyperparameters as a param group (e.g. γ); one block needs no copying.
+
+Members that have ended (diverged) stop costing: ``keep`` names the live ones, and the forward
+computes those alone (a block whose members all ended is left out, a block with some ended gives its
+live slices), so an ended member's slice gets a zero gradient and nothing reads its NaN; every
+member-indexed output still has one entry per member, NaN for an ended one. Each member's kernels
+are the same whichever others run beside it, so a surviving member's numbers do not change by a bit.
+Members that draw noise (``TaskModel.draws_noise``, dropout) draw it jointly, one tensor for all, so
+there the ended keep computing: dropping them would change the survivors' noise.
 """
 
 from __future__ import annotations
@@ -58,6 +66,36 @@ class Members(TaskModel):
             self.blocks.append(block)
             start += size
         self.sizes = sizes
+        self.live: torch.Tensor | None = None  # indices of the members computed; None: all
+        # what the forward computes: (block, its live members' indices in it; None: all)
+        self.parts: list[tuple[int, torch.Tensor | None]] = [(b, None) for b in range(len(sizes))]
+
+    def keep(self, live: list[int]) -> None:
+        """Compute only the members ``live`` from now on (the others have ended), unless the
+        members draw noise."""
+        if live == list(range(len(self))) or self._noisy():
+            live = list(range(len(self)))
+        self.live = None if len(live) == len(self) else torch.tensor(live)
+        self.parts, start = [], 0
+        for b, size in enumerate(self.sizes):
+            local = [i - start for i in live if start <= i < start + size]
+            if local:
+                self.parts.append((b, None if len(local) == size else torch.tensor(local)))
+            start += size
+
+    def _noisy(self) -> bool:
+        dropout = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+        modules = self.skeleton.modules()
+        return self.skeleton.draws_noise or any(isinstance(m, dropout) and m.p > 0 for m in modules)
+
+    def _spread(self, values: torch.Tensor) -> torch.Tensor:
+        """One entry per member from the live members' ``values``: NaN (0 if integral) for the
+        others."""
+        if self.live is None:
+            return values
+        fill = float("nan") if values.is_floating_point() else 0
+        full = values.new_full((len(self), *values.shape[1:]), fill)
+        return full.index_copy(0, self.live, values)
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -70,19 +108,27 @@ class Members(TaskModel):
         """Each block's parameters (one param group each)."""
         return [list(block.parameters()) for block in self.blocks]
 
-    def _stacked(self, names: list[str]) -> dict[str, torch.Tensor]:
-        def get(block: nn.Module, name: str) -> torch.Tensor:
-            value = getattr(block, _key(name))
-            assert isinstance(value, torch.Tensor)
-            return value
+    def _stacked(self, names: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+        """The live members' tensors of ``names``, stacked in member order."""
 
-        if len(self.blocks) == 1:
-            return {n: get(self.blocks[0], n) for n in names}
-        return {n: torch.cat([get(b, n) for b in self.blocks]) for n in names}
+        def get(b: int, local: torch.Tensor | None, name: str) -> torch.Tensor:
+            value = getattr(self.blocks[b], _key(name))
+            assert isinstance(value, torch.Tensor)
+            return value if local is None else value.index_select(0, local)
+
+        parts = [(b, None if i is None else i.to(device)) for b, i in self.parts]
+        if len(parts) == 1:
+            return {n: get(*parts[0], n) for n in names}
+        return {n: torch.cat([get(b, i, n) for b, i in parts]) for n in names}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params = self._stacked(self.names)
-        buffers = self._stacked(self.buffer_names)
+        """The live members' outputs (live × ...), in member order."""
+        params = self._stacked(self.names, x.device)
+        buffers = self._stacked(self.buffer_names, x.device)
+        if self.live is not None:
+            self.live = self.live.to(x.device)  # set before the module moved to its device
+            if self.training:  # one batch per member
+                x = x.index_select(0, self.live)
 
         def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
             return functional_call(self.skeleton, (p, b), (x,))
@@ -92,17 +138,24 @@ class Members(TaskModel):
         assert isinstance(out, torch.Tensor)
         return out
 
+    def _targets(self, y: torch.Tensor) -> torch.Tensor:
+        if self.live is not None and self.training:
+            return y.index_select(0, self.live)
+        return y
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Each member's loss (members,)."""
-        losses = vmap(self.skeleton.loss, in_dims=(0, 0 if self.training else None))(out, y)
+        """Each member's loss (members,); ``out`` is the forward's."""
+        in_dims = (0, 0 if self.training else None)
+        losses = vmap(self.skeleton.loss, in_dims=in_dims)(out, self._targets(y))
         assert isinstance(losses, torch.Tensor)
-        return losses
+        return self._spread(losses)
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each member's metrics, each (members,)."""
-        found = vmap(self.skeleton.metrics, in_dims=(0, 0 if self.training else None))(out, y)
+        in_dims = (0, 0 if self.training else None)
+        found = vmap(self.skeleton.metrics, in_dims=in_dims)(out, self._targets(y))
         assert isinstance(found, dict)
-        return found
+        return {k: self._spread(v) for k, v in found.items()}
 
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Member ``i``'s state dict, keyed as its own model's."""

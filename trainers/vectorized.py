@@ -53,6 +53,7 @@ def train_members(claimed: Claim) -> list[dict[str, Any]]:
         **module_settings(first, steps),
         groups=[dict(k) for k in dict.fromkeys(keys)],
     )
+    module.model.keep([i for i, m in enumerate(members) if m.active])  # resumed: the live
     fit(trainer, module, datamodule, claimed.resume, job)
     if cfg.checkpoint_every_n_epochs:  # each member's trained model, at base weights
         trained = enumerate(zip(runs, ended_before, strict=True))
