@@ -40,6 +40,11 @@ def validate(cfg: DictConfig) -> None:
     check_optimizer(cfg)
     if cfg.get("vectorize"):
         check_vectorizes(cfg)
+    elif cfg.get("members", {}).get("lr_scale"):
+        raise ValueError(
+            f"members.lr_scale={list(cfg.members.lr_scale)!r}: a grid of rates trains as "
+            "members; pass vectorize=true, or the rate itself as task.<family>.lr"
+        )
 
 
 def check_types(cfg: DictConfig) -> None:
@@ -125,6 +130,7 @@ def check_vectorizes(cfg: DictConfig) -> None:
 
     lists = [("seed", "non-negative integers"), ("overshoot", "numbers >= 0")]
     lists += [(f"lr.{family}", "numbers > 0") for family in FAMILIES]
+    lists += [("lr_scale", "numbers > 0")]
     for key, kind in lists:
         values = OmegaConf.select(cfg.members, key)
         if values is None:
@@ -133,12 +139,19 @@ def check_vectorizes(cfg: DictConfig) -> None:
         above = (lambda v: v > 0) if key.startswith("lr") else (lambda v: v >= 0)
         if not values or not whole or not all(_is_number(v) and above(v) for v in values):
             raise ValueError(f"members.{key}={list(values)!r}: expected a list of {kind}")
-    rates = OmegaConf.select(cfg.members, f"lr.{cfg.optimizer.family}")
-    if rates and len(set(rates)) > 1 and not cfg.lr_in_label:
+    family = cfg.optimizer.family
+    rates, scales = OmegaConf.select(cfg.members, f"lr.{family}"), cfg.members.get("lr_scale")
+    if rates and scales:
         raise ValueError(
-            f"members.lr.{cfg.optimizer.family}={list(rates)!r}: members of several learning "
-            "rates need lr_in_label=true, or their runs would share one folder"
+            f"members.lr.{family}={list(rates)!r} and members.lr_scale={list(scales)!r}: give "
+            "the rates, or their factors of the task's rate, not both"
         )
+    for key, values in ((f"lr.{family}", rates), ("lr_scale", scales)):
+        if values and len(set(values)) > 1 and not cfg.lr_in_label:
+            raise ValueError(
+                f"members.{key}={list(values)!r}: members of several learning rates need "
+                "lr_in_label=true, or their runs would share one folder"
+            )
     if not cfg.optimizer.get("vectorizes", False):
         raise ValueError(
             f"optimizer {cfg.optimizer.name} does not vectorize (its update is not elementwise, "

@@ -94,13 +94,16 @@ def make_plan(cfg: DictConfig) -> list[Job]:
 def member_configs(cfg: DictConfig) -> list[DictConfig]:
     """Each member's own config (its seed, γ and learning rate), γ by γ and rate by rate: the
     config its separate run has. γ is a member's only where the optimizer uses it, a rate only
-    for the optimizer's family."""
+    for the optimizer's family (``members.lr.<family>``, or ``members.lr_scale`` times the
+    task's rate)."""
     family = cfg.optimizer.family
     seeds = list(dict.fromkeys(cfg.members.seed or [cfg.seed]))
     gammas = [cfg.optimizer.overshoot]
     if uses_overshoot(cfg) and cfg.members.overshoot:
         gammas = list(dict.fromkeys(cfg.members.overshoot))
     rates = list(dict.fromkeys(cfg.members.lr.get(family) or [cfg.task[family].lr]))
+    if cfg.members.get("lr_scale"):  # factors of the task's rate (powers of 2 scale exactly)
+        rates = list(dict.fromkeys(cfg.task[family].lr * s for s in cfg.members.lr_scale))
     members = []
     for gamma in gammas:
         for rate in rates:

@@ -36,6 +36,7 @@ RELAUNCH_KEYS = (
     "members.overshoot",
     "members.lr.sgd",
     "members.lr.adam",
+    "members.lr_scale",
     "results_dir",
     "data.root",
     "data.download",
