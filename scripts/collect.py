@@ -59,14 +59,15 @@ def step_time(meta: dict[str, Any]) -> tuple[float, str]:
 
 def time_compute(config: dict[str, Any], meta: dict[str, Any]) -> str:
     """What a run's step time depends on beyond its optimizer: the kernels asked for, the
-    device, the CPU threads and whether it ran as a vectorized member."""
+    device, the CPU threads and, for a vectorized member, its job's size (a member's step time
+    is its share of the job's, and a larger job spreads the per-step overhead thinner)."""
     kernels = config.get("kernels")
     if kernels is None and "fused" in config:  # before ``kernels`` replaced it
         kernels = "fused" if config["fused"] else "foreach"
     where = meta.get("device_name") or meta.get("device") or "?"
     if meta.get("cpu_threads") and str(meta.get("device", "cpu")).startswith("cpu"):
         where += f" {meta['cpu_threads']} threads"
-    member = " members" if "members" in meta else ""
+    member = f" {meta['members']} members" if "members" in meta else ""
     return f"kernels={kernels or '?'} {where}{member}"
 
 

@@ -238,6 +238,7 @@ def test_step_times_of_runs_that_computed_differently_are_not_compared(tmp_path:
         write_run(root, "fast", seed, 100.0 - 2 * STEPS, meta={"cpu_threads": 1})
         old = {"step_time_s": None, "steps_per_s": 50.0}
         write_run(root, "old", seed, 100.0 - STEPS, family="adam", meta=old)
+        write_run(root, "big_job", seed, 100.0 - STEPS, meta={"members": 30})
     runs = load_runs(root)
     table = add_wall_clock(steps_to_threshold(runs, "task_a", [0.95], window=1), runs)
     fast = row(table, "fast")
@@ -251,6 +252,10 @@ def test_step_times_of_runs_that_computed_differently_are_not_compared(tmp_path:
     assert mixed["step_time_ratio"] == 1.0 and mixed["time_note"].startswith("mixed: fast ran")
     assert row(table, "old")["s_per_step"] == 0.02
     assert row(table, "old")["time_note"] == "old definition: training wall time / steps"
+    assert row(table, "big_job")["time_note"].endswith(  # a member's share of a 30-member job
+        f"big_job ran kernels=fused CPU AVX512 2 threads 30 members; step median; "
+        f"sgd_momentum ran {ran.format(2)}"
+    )
 
 
 def test_report_writes_every_file(
