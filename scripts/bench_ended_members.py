@@ -6,8 +6,8 @@ NaN until the job's end. This trains one job of ``--optimizer`` members at the t
 2^k (k = -3 … 3, ``lr_in_label``) as users run it (main.py's config, one thread), once as it
 runs and once with ``Members.keep`` disabled (the ended computing on: the old cost), interleaved
 ``--repeats`` times, and prints each job's median step time over the steps after its last member
-ended, their ratio, and the null pair (the old cost against itself, repeat against repeat),
-which must read 1.00 within the machine's noise.
+ended, the median of the repeats' paired ratios, and the null pair (the old cost against
+itself, repeat against repeat), which must read 1.00 within the machine's noise.
 
     python scripts/bench_ended_members.py [--task mlp_housing] [--optimizer sgd_momentum]
                                           [--steps 3000] [--repeats 3]
@@ -81,9 +81,13 @@ def main_() -> None:
             times[mode].append(seconds)
             print(f"  repeat {r}: {mode:4} {seconds * 1e3:.3f} ms/step after {ended} ended")
     drop, keep = (statistics.median(times[m]) for m in ("drop", "keep"))
+    paired = [a / b for a, b in zip(times["drop"], times["keep"], strict=True)]
     null = [a / b for a, b in zip(times["keep"][1:], times["keep"][:-1], strict=True)]
     print(f"ended computing on: {keep * 1e3:.3f} ms/step; dropped: {drop * 1e3:.3f} ms/step")
-    print(f"ratio dropped / computing on: {drop / keep:.2f}")
+    print(
+        f"ratio dropped / computing on, median of the repeats' pairs: "
+        f"{statistics.median(paired):.2f} ({', '.join(f'{x:.2f}' for x in paired)})"
+    )
     print("null pair (computing on, repeat / previous): " + ", ".join(f"{x:.2f}" for x in null))
 
 
