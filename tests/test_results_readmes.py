@@ -1,5 +1,6 @@
 """Each committed results folder's README says how to regenerate it: its run commands pass
-main.py's checks (choices, composition, validation) and its report writes into the folder."""
+main.py's checks (choices, composition, validation) and its report writes into the folder; a
+folder that ships an archive re-derives every table from it, byte for byte."""
 
 from __future__ import annotations
 
@@ -30,5 +31,40 @@ def test_results_readme_commands_compose_and_report_into_their_folder(readme: Pa
     for argv in runs:
         main.checked_args(argv)
     folder = f"results/{readme.parent.name}"
-    for report in reports:
-        assert report[0] == folder and report[report.index("--out") + 1] == folder
+    for report in reports:  # from the folder's runs or from its archive, into the folder
+        assert report[0] in (folder, f"{folder}/archive"), report
+        assert report[report.index("--out") + 1] == folder
+
+
+RUN = re.compile(r"/(seed=|members-)")  # run folders: git-ignored, not tables
+ARCHIVED = [r for r in READMES if (r.parent / "archive" / "runs.parquet").is_file()]
+
+
+def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
+    for readme in READMES:
+        assert readme in ARCHIVED or "no archive" in readme.read_text(), readme.parent.name
+    assert ARCHIVED, "no committed archive: the byte-for-byte test below would test nothing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("readme", ARCHIVED, ids=lambda p: p.parent.name)
+def test_committed_tables_rederive_from_the_archive_byte_for_byte(
+    readme: Path, tmp_path: Path
+) -> None:
+    """The README's first command re-derives every committed table from the archive."""
+    from scripts.report import main as report_main
+
+    report = next(c for c in commands(readme) if "scripts/report.py" in c)
+    argv = report[report.index("scripts/report.py") + 1 :]
+    assert argv[0].endswith("/archive"), "the first report command reads the archive"
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    report_main([str(RESULTS.parent / argv[0]), *argv[1:]])
+    committed = {
+        p.relative_to(readme.parent): p.read_bytes()
+        for p in readme.parent.rglob("*")
+        if p.suffix in (".csv", ".md", ".tex", ".txt")
+        and p.name != "README.md"
+        and not RUN.search(str(p))
+    }
+    for name, text in committed.items():
+        assert (tmp_path / name).read_bytes() == text, name
