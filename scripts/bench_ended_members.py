@@ -3,11 +3,11 @@
 A tuning grid's largest rates diverge. A vectorized job computes its live members alone once the
 others have ended (``trainers/stacked.py``, ``Members.keep``); before, the ended kept computing
 NaN until the job's end. This trains one job of ``--optimizer`` members at the task's rate times
-2^k (k = -3 … 3, ``lr_in_label``) as users run it (main.py's config, one thread), once as it
-runs and once with ``Members.keep`` disabled (the ended computing on: the old cost), interleaved
-``--repeats`` times, and prints each job's median step time over the steps after its last member
-ended, the median of the repeats' paired ratios, and the null pair (the old cost against
-itself, repeat against repeat), which must read 1.00 within the machine's noise.
+2^k (k = -3 … 3, ``members.lr_scale``) as users run it (main.py's config, one thread), once as
+it runs and once with ``Members.keep`` disabled (the ended computing on: the old cost),
+interleaved ``--repeats`` times, and prints each job's median step time over the steps after its
+last member ended, the median of the repeats' paired ratios, and the null pair (the old cost
+against itself, repeat against repeat), which must read 1.00 within the machine's noise.
 
     python scripts/bench_ended_members.py [--task mlp_housing] [--optimizer sgd_momentum]
                                           [--steps 3000] [--repeats 3]
@@ -64,15 +64,14 @@ def main_() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", [f"task={args.task}", f"optimizer={args.optimizer}"])
-    family = cfg.optimizer.family
-    base = float(cfg.task[family].lr)
-    rates = ",".join(f"{base * 2.0**k:g}" for k in range(-3, 4))
+    scales = ",".join(f"{2.0**k:g}" for k in range(-3, 4))
     argv = [f"task={args.task}", f"optimizer={args.optimizer}", f"max_steps={args.steps}"]
-    argv += [f"members.lr.{family}=[{rates}]", "lr_in_label=true", "vectorize=true"]
+    argv += [f"members.lr_scale=[{scales}]", "lr_in_label=true", "vectorize=true"]
     argv += ["logger=csv", "trainer.enable_progress_bar=false", "checkpoint_every_n_epochs=0"]
-    print(f"{args.task}, {args.optimizer}: one job of rates [{rates}], {args.steps} steps")
+    print(
+        f"{args.task}, {args.optimizer}: one job at the task's rate × [{scales}], "
+        f"{args.steps} steps"
+    )
     times: dict[str, list[float]] = {"keep": [], "drop": []}
     for r in range(args.repeats):
         for mode in times:

@@ -78,7 +78,7 @@ def rate_grid(records: list[RunRecord], window: int, fraction: float) -> pd.Data
                 "task": r.key.task,
                 "family": family,
                 "optimizer": match["optimizer"],
-                "rate": float(match["rate"]),
+                "rate": float(config["task"][family]["lr"]),  # exact, where the label rounds
                 "task_rate": task_rate(r.key.task, hparams, family),
                 "seed": r.key.seed,
                 "status": r.meta.get("status"),
@@ -98,9 +98,8 @@ def rate_grid(records: list[RunRecord], window: int, fraction: float) -> pd.Data
                 f"{task}: no finished {DEFAULT_BASELINES[str(family)]} run at the task's rate "
                 f"{g['task_rate'].iloc[0]:g} in the grid, so no target T"
             )
-        mean = np.mean(
-            np.stack([s[: min(map(len, done["smoothed"]))] for s in done["smoothed"]]), 0
-        )
+        shortest = min(map(len, done["smoothed"]))
+        mean = np.mean(np.stack([s[:shortest] for s in done["smoothed"]]), axis=0)
         threshold = mean[0] - fraction * (mean[0] - mean[-1])
         for i, row in g.iterrows():
             at = first_index(row["smoothed"], threshold) if row["final"] < math.inf else math.nan
@@ -154,10 +153,12 @@ def plot_sensitivity(grid: pd.DataFrame, task: str, path: Path) -> None:
             lost = g[~np.isfinite(g[column])]["rate"].unique()
             top = np.nanmax(mean.to_numpy()) if np.isfinite(mean).any() else 1.0
             ax.scatter(lost, [top] * len(lost), marker="x", color=line.get_color())
-    for ax, label in zip(
-        axes, ("steps to T (seed mean)", "final loss at base weights"), strict=True
-    ):
+    rates = sorted(grid.loc[grid["task"] == task, "rate"].unique())
+    labels = ("steps to T (seed mean)", "final loss at base weights")
+    for ax, label in zip(axes, labels, strict=True):
         ax.set(xscale="log", xlabel="learning rate", ylabel=label)
+        ax.set_xticks(rates, [f"{r:g}" for r in rates], fontsize=7)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
     axes[1].set_yscale("log")
     axes[1].legend(fontsize=7, ncol=2)

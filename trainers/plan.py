@@ -101,9 +101,10 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
     gammas = [cfg.optimizer.overshoot]
     if uses_overshoot(cfg) and cfg.members.overshoot:
         gammas = list(dict.fromkeys(cfg.members.overshoot))
-    rates = list(dict.fromkeys(cfg.members.lr.get(family) or [cfg.task[family].lr]))
     if cfg.members.get("lr_scale"):  # factors of the task's rate (powers of 2 scale exactly)
         rates = list(dict.fromkeys(cfg.task[family].lr * s for s in cfg.members.lr_scale))
+    else:
+        rates = list(dict.fromkeys(cfg.members.lr.get(family) or [cfg.task[family].lr]))
     members = []
     for gamma in gammas:
         for rate in rates:

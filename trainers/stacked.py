@@ -73,7 +73,7 @@ class Members(TaskModel):
     def keep(self, live: list[int]) -> None:
         """Compute only the members ``live`` from now on (the others have ended), unless the
         members draw noise."""
-        if live == list(range(len(self))) or self._noisy():
+        if self._noisy():
             live = list(range(len(self)))
         self.live = None if len(live) == len(self) else torch.tensor(live)
         self.parts, start = [], 0
@@ -108,7 +108,7 @@ class Members(TaskModel):
         """Each block's parameters (one param group each)."""
         return [list(block.parameters()) for block in self.blocks]
 
-    def _stacked(self, names: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+    def _stacked(self, names: list[str]) -> dict[str, torch.Tensor]:
         """The live members' tensors of ``names``, stacked in member order."""
 
         def get(b: int, local: torch.Tensor | None, name: str) -> torch.Tensor:
@@ -116,19 +116,23 @@ class Members(TaskModel):
             assert isinstance(value, torch.Tensor)
             return value if local is None else value.index_select(0, local)
 
-        parts = [(b, None if i is None else i.to(device)) for b, i in self.parts]
-        if len(parts) == 1:
-            return {n: get(*parts[0], n) for n in names}
-        return {n: torch.cat([get(b, i, n) for b, i in parts]) for n in names}
+        if len(self.parts) == 1:
+            return {n: get(*self.parts[0], n) for n in names}
+        return {n: torch.cat([get(b, i, n) for b, i in self.parts]) for n in names}
+
+    def _place(self, device: torch.device) -> None:
+        """Move the live indices to ``device``: ``keep`` may run before the module moved there."""
+        if self.live is not None and self.live.device != device:
+            self.live = self.live.to(device)
+            self.parts = [(b, None if i is None else i.to(device)) for b, i in self.parts]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The live members' outputs (live × ...), in member order."""
-        params = self._stacked(self.names, x.device)
-        buffers = self._stacked(self.buffer_names, x.device)
-        if self.live is not None:
-            self.live = self.live.to(x.device)  # set before the module moved to its device
-            if self.training:  # one batch per member
-                x = x.index_select(0, self.live)
+        self._place(x.device)
+        params = self._stacked(self.names)
+        buffers = self._stacked(self.buffer_names)
+        if self.live is not None and self.training:  # one batch per member
+            x = x.index_select(0, self.live)
 
         def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
             return functional_call(self.skeleton, (p, b), (x,))
