@@ -96,8 +96,11 @@ def steps_to_threshold(
     fractions: list[float],
     window: int = WINDOW,
     baselines: dict[str, str] = DEFAULT_BASELINES,
+    targets: dict[str, list[float]] | None = None,
 ) -> pd.DataFrame:
-    """One row per (family, optimizer, fraction) of ``task``."""
+    """One row per (family, optimizer, fraction) of ``task``. ``targets`` gives a family's T
+    per fraction from elsewhere (a tuned comparison's T comes from the baseline at the task's own
+    rate, not from the tuned baseline it pairs with); by default T is the baseline's."""
     index = runs.index[runs.index["task"] == task]
     rows = []
     for family, fam in index.groupby("family"):
@@ -119,8 +122,11 @@ def steps_to_threshold(
         }
         ref = means.get(baseline, np.empty(0)) if baseline else np.empty(0)
         why_not = no_threshold(baseline, baseline in means, window) if not len(ref) else ""
-        for fraction in fractions:
+        given = (targets or {}).get(str(family))
+        for k, fraction in enumerate(fractions):
             threshold = ref[0] - fraction * (ref[0] - ref[-1]) if len(ref) else math.nan
+            if given is not None:
+                threshold = given[k]
             base_index = first_index(ref, threshold)
             base_seeds = {
                 s: first_index(a, threshold) for s, a in seeds.get(baseline or "", {}).items()

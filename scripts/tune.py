@@ -14,21 +14,29 @@ f = ``--fraction``. Each optimizer then takes, among its rates:
   seed counts as infinite.
 
 Ties go to the smaller rate. Writes ``tuned_rates.csv`` (every optimizer's choice under both
-rules), ``rate_grid.csv`` (every rate's per-seed steps to T and final loss) and, per task,
+rules), ``rate_grid.csv`` (every rate's per-seed steps to T and final loss), per task
 ``sensitivity_<task>.png`` (steps to T and final loss against the rate, one line per optimizer,
-the seeds' range shaded, diverged rates marked), and prints the choices.
+the seeds' range shaded, diverged rates marked), and ``evaluate.sh``: the main.py commands that
+re-run each choice on the evaluation seeds (``experiment=tuned_eval``). Given those runs
+(``--evaluation``), it writes the tuned table (``tuned_table.csv`` / ``.md``): each optimizer at
+its chosen rate against the tuned baseline, paired by seed, at T from the baseline at the
+task's own rate on the evaluation seeds, with the report's interval and p-value.
 
     python scripts/tune.py results/tuned [more folders or archives] [--out DIR]
+    bash results/tuned/tuning/evaluate.sh
+    python scripts/tune.py results/tuned --evaluation results/tuned_eval
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -43,13 +51,21 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.collect import read_sources  # noqa: E402
-from scripts.threshold import DEFAULT_BASELINES, WINDOW, first_index, trailing_mean  # noqa: E402
+from scripts.collect import read_sources, runs_from  # noqa: E402
+from scripts.threshold import (  # noqa: E402
+    DEFAULT_BASELINES,
+    WINDOW,
+    first_index,
+    seed_mean,
+    steps_to_threshold,
+    trailing_mean,
+)
 from trainers.archive import RunRecord, is_archive  # noqa: E402
 from trainers.results import Status  # noqa: E402
 
 RATED = re.compile(r"^(?P<optimizer>.+)_lr(?P<rate>[0-9.eE+-]+)$")
 RULES = ("steps", "final")
+EVALUATION_SEEDS = "10,20,30,40,50,60,70,80,90,100"  # the paper's; never the tuning seeds
 
 
 @functools.cache
@@ -60,56 +76,82 @@ def task_rate(task: str, hparams: str, family: str) -> float:
     return float(cfg.task[family].lr)
 
 
+def rated(record: RunRecord) -> dict[str, Any] | None:
+    """What a run of a rate grid is (task, family, optimizer without its rate, the rate from its
+    config, exact where the label's :g rounds, the task's own rate, and what composes it again),
+    or None for a run not filed by its rate."""
+    match = RATED.match(record.key.optimizer)
+    if match is None:
+        return None
+    config = yaml.safe_load(record.config_yaml)
+    family = str(config["optimizer"]["family"])
+    hparams = str((config.get("hparams") or {}).get("name", "current"))
+    return {
+        "task": record.key.task,
+        "family": family,
+        "optimizer": match["optimizer"],
+        "rate": float(config["task"][family]["lr"]),
+        "task_rate": task_rate(record.key.task, hparams, family),
+        "hparams": hparams,
+        "name": str(config["optimizer"]["name"]),
+        "overshoot": config["optimizer"].get("overshoot"),
+        "seed": record.key.seed,
+        "status": record.meta.get("status"),
+    }
+
+
+def target(curves: list[np.ndarray], window: int, fraction: float) -> float:
+    """The paper's T on the seed-mean of ``curves``: a[0] − f · (a[0] − a[−1])."""
+    mean = trailing_mean(seed_mean(pd.Series(c) for c in curves).to_numpy(), window)
+    return float(mean[0] - fraction * (mean[0] - mean[-1]))
+
+
+def baseline_targets(
+    records: list[RunRecord], window: int, fraction: float
+) -> dict[tuple[str, str], float]:
+    """T per (task, family): the baseline's (CM, AdamW) finished runs at the task's own rate."""
+    curves: dict[tuple[str, str], list[np.ndarray]] = {}
+    for r in records:
+        run = rated(r)
+        if run is None or run["status"] != Status.FINISHED or run["rate"] != run["task_rate"]:
+            continue
+        if run["optimizer"] == DEFAULT_BASELINES.get(run["family"]):
+            curve = r.steps["loss_base"].to_numpy(dtype=np.float64)
+            curves.setdefault((run["task"], run["family"]), []).append(curve)
+    return {key: target(c, window, fraction) for key, c in curves.items()}
+
+
 def rate_grid(records: list[RunRecord], window: int, fraction: float) -> pd.DataFrame:
     """One row per run of the grid: its optimizer and rate, steps to T (inf: never) and final
     loss (inf: diverged); T per task and family from the baseline at the task's rate."""
-    rows = []
+    rows, smoothed = [], []
     for r in records:
-        match = RATED.match(r.key.optimizer)
-        if match is None:
+        run = rated(r)
+        if run is None:
             continue
-        config = yaml.safe_load(r.config_yaml)
-        family = str(config["optimizer"]["family"])
-        hparams = str((config.get("hparams") or {}).get("name", "current"))
-        diverged = r.meta.get("status") != Status.FINISHED
-        smoothed = trailing_mean(r.steps["loss_base"].to_numpy(), window)
-        rows.append(
-            {
-                "task": r.key.task,
-                "family": family,
-                "optimizer": match["optimizer"],
-                "rate": float(config["task"][family]["lr"]),  # exact, where the label rounds
-                "task_rate": task_rate(r.key.task, hparams, family),
-                "seed": r.key.seed,
-                "status": r.meta.get("status"),
-                "smoothed": smoothed,
-                "final": math.inf if diverged or not len(smoothed) else float(smoothed[-1]),
-            }
-        )
+        curve = trailing_mean(r.steps["loss_base"].to_numpy(), window)
+        diverged = run["status"] != Status.FINISHED
+        run["final"] = math.inf if diverged or not len(curve) else float(curve[-1])
+        rows.append(run)
+        smoothed.append(curve)
     grid = pd.DataFrame(rows)
     if grid.empty:
         return grid
-    steps = []
+    targets = baseline_targets(records, window, fraction)
     for (task, family), g in grid.groupby(["task", "family"]):
-        base = g[(g["optimizer"] == DEFAULT_BASELINES[str(family)]) & (g["rate"] == g["task_rate"])]
-        done = base[base["status"] == Status.FINISHED]
-        if done.empty:
+        if (task, family) not in targets:
             raise ValueError(
                 f"{task}: no finished {DEFAULT_BASELINES[str(family)]} run at the task's rate "
                 f"{g['task_rate'].iloc[0]:g} in the grid, so no target T"
             )
-        shortest = min(map(len, done["smoothed"]))
-        mean = np.mean(np.stack([s[:shortest] for s in done["smoothed"]]), axis=0)
-        threshold = mean[0] - fraction * (mean[0] - mean[-1])
-        for i, row in g.iterrows():
-            at = first_index(row["smoothed"], threshold) if row["final"] < math.inf else math.nan
-            steps.append((i, math.inf if math.isnan(at) else at + window, threshold))
-    index, values, thresholds = zip(*steps, strict=True)
-    grid.loc[list(index), "steps_to_t"] = values
-    grid.loc[list(index), "threshold"] = thresholds
-    return grid.drop(columns="smoothed").sort_values(
-        ["task", "family", "optimizer", "rate", "seed"]
-    )
+        threshold = targets[(task, family)]
+        for i in g.index:
+            at = first_index(smoothed[i], threshold) if grid.at[i, "final"] < math.inf else math.nan
+            grid.loc[i, ["steps_to_t", "threshold"]] = (
+                math.inf if math.isnan(at) else at + window,
+                threshold,
+            )
+    return grid.sort_values(["task", "family", "optimizer", "rate", "seed"])
 
 
 def choose(grid: pd.DataFrame) -> pd.DataFrame:
@@ -135,6 +177,81 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def evaluation_commands(grid: pd.DataFrame, chosen: pd.DataFrame, seeds: str) -> list[str]:
+    """The protocol's last step as main.py multiruns: each optimizer at its rate by the rule
+    ``steps`` on the evaluation ``seeds`` (one job, seeds as members), and each baseline at the
+    task's own rate too, which sets T, where that is not its chosen rate."""
+    picks = chosen[chosen["rule"] == "steps"]
+    how = grid.drop_duplicates(["task", "optimizer"]).set_index(["task", "optimizer"])
+    commands = []
+    for row in picks.itertuples():
+        run = how.loc[(row.task, row.optimizer)]
+        rates = [row.rate]
+        if row.optimizer == DEFAULT_BASELINES.get(str(row.family)) and row.rate != run.task_rate:
+            rates.append(run.task_rate)
+        gamma = (
+            f" optimizer.overshoot={float(run.overshoot):g}"
+            if pd.notna(run.overshoot)  # an optimizer without γ has none
+            else ""
+        )
+        for rate in rates:
+            commands.append(
+                f"python main.py -m experiment=tuned_eval task={row.task} hparams={run.hparams} "
+                f"optimizer={run['name']}{gamma} task.{row.family}.lr={float(rate)!r} "
+                f"seed={seeds} vectorize=true"
+            )
+    return commands
+
+
+def tuned_table(
+    records: list[RunRecord], chosen: pd.DataFrame, window: int, fraction: float
+) -> pd.DataFrame:
+    """Each optimizer at its chosen rate (rule ``steps``) against the family's baseline at the
+    baseline's chosen rate, paired by seed, at T from the baseline at the task's own rate (the T
+    the rates were chosen for): the report's steps, saving, interval and p."""
+    picks = chosen[chosen["rule"] == "steps"].set_index(["task", "optimizer"])["rate"]
+    kept = []
+    for r in records:
+        run = rated(r)
+        if run is not None and picks.get((run["task"], run["optimizer"])) == run["rate"]:
+            key = dataclasses.replace(r.key, optimizer=run["optimizer"])
+            kept.append(dataclasses.replace(r, key=key))
+    targets = baseline_targets(records, window, fraction)
+    runs = runs_from(kept, [])
+    tables = []
+    for task in sorted(runs.index["task"].unique()):
+        given = {family: [t] for (on, family), t in targets.items() if on == task}
+        tables.append(steps_to_threshold(runs, task, [fraction], window, targets=given))
+    if not tables:
+        return pd.DataFrame()
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(3, "rate", [picks[(r.task, r.optimizer)] for r in table.itertuples()])
+    return table
+
+
+def tuned_markdown(table: pd.DataFrame) -> str:
+    """The tuned table as the report shows savings: the paper's way, then per seed ± 95 % CI."""
+
+    def cell(r: Any) -> str:
+        if r.optimizer == r.baseline:
+            return "baseline"
+        if math.isnan(r.savings):
+            return f"not reached ({r.n_censored} of {r.n_seeds} seeds censored)"
+        spread = f"{100 * r.savings_seed_mean:.1f} ± {100 * r.savings_ci95:.1f}"
+        return f"{100 * r.savings:.1f} % ({spread}, p={r.p_value:.2g}, {r.n_paired} seeds)"
+
+    shown = pd.DataFrame(
+        {
+            "task": table["task"],
+            "optimizer": table["optimizer"],
+            "rate": [f"{v:g}" for v in table["rate"]],
+            "steps to T": [f"{v:,.0f}" if math.isfinite(v) else "–" for v in table["steps"]],
+            "saving vs tuned baseline": [cell(r) for r in table.itertuples()],
+        }
+    )
+    return shown.to_markdown(index=False)
 
 
 def plot_sensitivity(grid: pd.DataFrame, task: str, path: Path) -> None:
@@ -174,8 +291,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="default: the first folder's tuning/")
     parser.add_argument("--window", type=int, default=WINDOW, help="trailing mean, steps")
     parser.add_argument("--fraction", type=float, default=0.95, help="of the loss reduction")
+    parser.add_argument(
+        "--evaluation",
+        type=Path,
+        nargs="+",
+        help="the evaluation runs (experiment=tuned_eval): writes the tuned table",
+    )
+    parser.add_argument("--seeds", default=EVALUATION_SEEDS, help="evaluation seeds")
     args = parser.parse_args(argv)
-    for source in args.results:
+    for source in [*args.results, *(args.evaluation or [])]:
         if not source.is_dir():
             parser.exit(2, f"{parser.prog}: error: results folder {source} does not exist\n")
     records, _ = read_sources(args.results)
@@ -193,9 +317,19 @@ def main(argv: list[str] | None = None) -> None:
     chosen.to_csv(out / "tuned_rates.csv", index=False)
     for task in sorted(grid["task"].unique()):
         plot_sensitivity(grid, task, out / f"sensitivity_{task}.png")
+    commands = evaluation_commands(grid, chosen, args.seeds)
+    (out / "evaluate.sh").write_text("".join(f"{c}\n" for c in commands))
     wide = chosen.pivot(index=["task", "optimizer"], columns="rule", values=["rate", "score"])
     print(wide.to_string(float_format=lambda v: f"{v:g}"))
-    print(f"tuning: {out}")
+    if args.evaluation:
+        table = tuned_table(read_sources(args.evaluation)[0], chosen, args.window, args.fraction)
+        if table.empty:
+            parser.exit(2, f"{parser.prog}: error: no run at a chosen rate in the evaluation\n")
+        table.to_csv(out / "tuned_table.csv", index=False)
+        markdown = tuned_markdown(table)
+        (out / "tuned_table.md").write_text(markdown + "\n")
+        print(markdown)
+    print(f"tuning: {out} (evaluation commands: {out / 'evaluate.sh'})")
 
 
 if __name__ == "__main__":

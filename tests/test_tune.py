@@ -13,8 +13,10 @@ from omegaconf import OmegaConf
 
 from scripts import tune
 from scripts.collect import read_sources
-from tests.launch import config
+from scripts.threshold import first_index, seed_mean, trailing_mean
+from tests.launch import config, main_config
 from trainers.checks import validate
+from trainers.labels import optimizer_label
 from trainers.train import train
 
 SCALES = [0.5, 1, 2]
@@ -105,3 +107,62 @@ def test_a_scale_grid_without_members_is_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path, ["members.lr_scale=[0.5,1]", "vectorize=true", "optimizer=sgdo"])
     with pytest.raises(ValueError, match="need lr_in_label=true"):
         validate(cfg)
+
+
+def test_the_tuned_table_reads_zero_for_the_baseline_and_gamma_zero(grid: Path) -> None:
+    """The null case of the evaluation: the grid's runs stand in for the evaluation seeds. The
+    tuned baseline against itself reads 0 %, SGDO at γ = 0 at the rate it picked (CM's) reads 0 %
+    seed by seed, and T is the baseline's at the task's own rate, not the tuned baseline's. The
+    choice is the final-loss rule's, 0.02 (steps picks the task's 0.01), so T's source shows."""
+    records, _ = read_sources([grid])
+    rates = tune.rate_grid(records, WINDOW, 0.95)
+    chosen = tune.choose(rates)
+    chosen = chosen[chosen["rule"] == "final"].assign(rule="steps")
+    table = tune.tuned_table(records, chosen, WINDOW, 0.95).set_index("optimizer")
+    assert table.loc["sgdo_g0", "rate"] == table.loc["sgd_momentum", "rate"] == 0.02
+    for opt in ("sgd_momentum", "sgdo_g0"):
+        row = table.loc[opt]
+        assert row["baseline"] == "sgd_momentum" and row["savings"] == 0.0
+    sgdo = table.loc["sgdo_g0"]
+    assert sgdo["savings_seed_mean"] == 0.0 and sgdo["p_value"] == 1.0 and sgdo["n_paired"] == 2
+    threshold = rates.loc[rates["rate"] == 0.01, "threshold"].iloc[0]  # the task's rate
+    assert (table["threshold"] == threshold).all()
+    tuned = [r.steps["loss_base"] for r in records if r.key.optimizer == "sgd_momentum_lr0.02"]
+    mean = trailing_mean(seed_mean(tuned).to_numpy(), WINDOW)
+    assert mean[0] - 0.95 * (mean[0] - mean[-1]) != threshold  # the tuned baseline's own T
+    assert table.loc["sgd_momentum", "steps"] == first_index(mean, threshold) + WINDOW
+    assert "baseline" in tune.tuned_markdown(table.reset_index())
+
+
+def test_the_evaluation_commands_run_each_choice_on_the_evaluation_seeds(
+    grid: Path, tmp_path: Path
+) -> None:
+    """One multirun per optimizer at its chosen rate (here 0.02, the final-loss rule's), and the
+    baseline at the task's rate (0.01) as well, which sets T; each passes main.py's checks and
+    files its runs under the rate in experiment tuned_eval."""
+    records, _ = read_sources([grid])
+    rates = tune.rate_grid(records, WINDOW, 0.95)
+    chosen = tune.choose(rates)
+    chosen = chosen[chosen["rule"] == "final"].assign(rule="steps")
+    commands = tune.evaluation_commands(rates, chosen, "10,20")
+    ran = []
+    for command in commands:
+        assert command.startswith("python main.py -m experiment=tuned_eval task=mlp_diabetes ")
+        argv = command.split()[3:]
+        assert "seed=10,20" in argv and "vectorize=true" in argv
+        one = [a for a in argv if a not in ("seed=10,20", "vectorize=true")] + ["seed=10"]
+        cfg = main_config(one, tmp_path, tmp_path)
+        assert cfg.experiment_name == "tuned_eval" and cfg.seed == 10
+        ran.append((optimizer_label(cfg), cfg.task.sgd.lr))
+    expected = {("sgd_momentum_lr0.02", 0.02), ("sgd_momentum_lr0.01", 0.01)}
+    assert set(ran) == expected | {("sgdo_g0_lr0.02", 0.02)} and len(ran) == 3
+
+
+def test_the_script_writes_the_tuned_table(grid: Path, tmp_path: Path) -> None:
+    tune.main(
+        [str(grid), "--out", str(tmp_path), "--window", str(WINDOW), "--evaluation", str(grid)]
+    )
+    table = pd.read_csv(tmp_path / "tuned_table.csv")
+    assert set(table["optimizer"]) == {"sgd_momentum", "sgdo_g0"}
+    assert "sgdo_g0" in (tmp_path / "tuned_table.md").read_text()
+    assert (tmp_path / "evaluate.sh").read_text().count("experiment=tuned_eval") >= 2
