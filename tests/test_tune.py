@@ -100,10 +100,14 @@ def test_a_grid_without_the_baseline_at_the_tasks_rate_is_refused(
     assert "no finished sgd_momentum run at the task's rate 0.01" in err and err.count("\n") == 1
 
 
-def test_a_scale_grid_without_members_is_refused(tmp_path: Path) -> None:
+def test_members_without_vectorize_are_refused(tmp_path: Path) -> None:
     cfg = config(tmp_path, ["members.lr_scale=[0.5,1]", "lr_in_label=true"])
     with pytest.raises(ValueError, match=r"members.lr_scale=\[0.5, 1\]: .* pass vectorize=true"):
         validate(cfg)
+    for key, value in (("seed", "[1, 2]"), ("overshoot", "[3, 5]"), ("lr.adam", "[0.1, 0.2]")):
+        cfg = config(tmp_path, [f"members.{key}={value.replace(' ', '')}", "lr_in_label=true"])
+        with pytest.raises(ValueError, match=rf"members.{key}=\{value[:-1]}\]: .* vectorize=true"):
+            validate(cfg)
     cfg = config(tmp_path, ["members.lr_scale=[0.5,1]", "vectorize=true", "optimizer=sgdo"])
     with pytest.raises(ValueError, match="need lr_in_label=true"):
         validate(cfg)

@@ -40,11 +40,29 @@ def validate(cfg: DictConfig) -> None:
     check_optimizer(cfg)
     if cfg.get("vectorize"):
         check_vectorizes(cfg)
-    elif cfg.get("members", {}).get("lr_scale"):
-        raise ValueError(
-            f"members.lr_scale={list(cfg.members.lr_scale)!r}: a grid of rates trains as "
-            "members; pass vectorize=true, or the rate itself as task.<family>.lr"
-        )
+    else:
+        check_no_members(cfg)
+
+
+# Each members key, and the key that sets it for one run.
+MEMBER_KEYS = {
+    "seed": "seed=<s>",
+    "overshoot": "optimizer.overshoot=<γ>",
+    **{f"lr.{family}": f"task.{family}.lr=<rate>" for family in FAMILIES},
+    "lr_scale": "task.<family>.lr=<rate>",
+}
+
+
+def check_no_members(cfg: DictConfig) -> None:
+    """A single run trains no members: a ``members.*`` list given without ``vectorize=true``
+    would otherwise be ignored, and the run silently be one of them."""
+    for key, single in MEMBER_KEYS.items():
+        values = OmegaConf.select(cfg, f"members.{key}")
+        if values is not None:
+            raise ValueError(
+                f"members.{key}={list(values)!r}: members train only as one job; pass "
+                f"vectorize=true, or one run's value as {single}"
+            )
 
 
 def check_types(cfg: DictConfig) -> None:
