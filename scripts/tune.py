@@ -163,6 +163,7 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
     for (task, family, optimizer), g in scores.groupby(["task", "family", "optimizer"]):
         for rule in RULES:
             best = g.sort_values([rule, "rate"]).iloc[0]
+            edge = {g["rate"].min(): "smallest", g["rate"].max(): "largest"}.get(best["rate"], "")
             rows.append(
                 {
                     "task": task,
@@ -174,6 +175,7 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
                     "score": best[rule],
                     "seeds": int(best["seeds"]),
                     "rates_tried": len(g),
+                    "grid_edge": edge,  # the best may lie outside the grid: widen it
                 }
             )
     return pd.DataFrame(rows)
@@ -227,7 +229,9 @@ def tuned_table(
     if not tables:
         return pd.DataFrame()
     table = pd.concat(tables, ignore_index=True)
+    edges = chosen[chosen["rule"] == "steps"].set_index(["task", "optimizer"])["grid_edge"]
     table.insert(3, "rate", [picks[(r.task, r.optimizer)] for r in table.itertuples()])
+    table.insert(4, "grid_edge", [edges[(r.task, r.optimizer)] for r in table.itertuples()])
     return table
 
 
@@ -246,7 +250,10 @@ def tuned_markdown(table: pd.DataFrame) -> str:
         {
             "task": table["task"],
             "optimizer": table["optimizer"],
-            "rate": [f"{v:g}" for v in table["rate"]],
+            "rate": [
+                f"{r.rate:g}" + (" (grid's edge)" if r.grid_edge else "")
+                for r in table.itertuples()
+            ],
             "steps to T": [f"{v:,.0f}" if math.isfinite(v) else "–" for v in table["steps"]],
             "saving vs tuned baseline": [cell(r) for r in table.itertuples()],
         }
@@ -321,6 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     (out / "evaluate.sh").write_text("".join(f"{c}\n" for c in commands))
     wide = chosen.pivot(index=["task", "optimizer"], columns="rule", values=["rate", "score"])
     print(wide.to_string(float_format=lambda v: f"{v:g}"))
+    for row in chosen[chosen["grid_edge"] != ""].itertuples():
+        print(
+            f"{row.task} {row.optimizer}: rule {row.rule} chose {row.rate:g}, the grid's "
+            f"{row.grid_edge} rate; the best may lie beyond it"
+        )
     if args.evaluation:
         table = tuned_table(read_sources(args.evaluation)[0], chosen, args.window, args.fraction)
         if table.empty:

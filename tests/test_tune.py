@@ -76,6 +76,9 @@ def test_the_rules_as_stated() -> None:
     chosen = tune.choose(grid).set_index("rule")
     assert chosen.loc["steps", "rate"] == 0.2 and chosen.loc["steps", "score"] == 85.0
     assert chosen.loc["final", "rate"] == 0.2 and chosen.loc["final", "scale"] == 1.0
+    assert chosen.loc["steps", "grid_edge"] == ""  # 0.2 lies inside the grid, 0.1 … 0.4
+    fastest_at_the_top = grid.assign(steps_to_t=grid["steps_to_t"] * (grid["rate"] != 0.4))
+    assert tune.choose(fastest_at_the_top).set_index("rule").loc["steps", "grid_edge"] == "largest"
 
 
 def test_the_script_writes_its_tables_and_figure(grid: Path, tmp_path: Path) -> None:
