@@ -26,17 +26,18 @@ def commands(readme: Path) -> list[list[str]]:
 def test_results_readme_commands_compose_and_report_into_their_folder(readme: Path) -> None:
     lines = commands(readme)
     runs = [c[c.index("main.py") + 1 :] for c in lines if "main.py" in c]
-    reports = [c[c.index("scripts/report.py") + 1 :] for c in lines if "scripts/report.py" in c]
+    reports = [c[c.index(script) + 1 :] for c in lines for script in DERIVE if script in c]
     assert runs and reports, readme
     for argv in runs:
         main.checked_args(argv)
     folder = f"results/{readme.parent.name}"
-    for report in reports:  # from the folder's runs or from its archive, into the folder
+    for report in reports:  # from the folder's runs or its archives, into the folder
         assert report[0] in (folder, f"{folder}/archive"), report
-        assert report[report.index("--out") + 1] == folder
+        assert report[report.index("--out") + 1].startswith(folder)
 
 
 RUN = re.compile(r"/(seed=|members-)")  # run folders: git-ignored, not tables
+DERIVE = ("scripts/report.py", "scripts/tune.py")  # what turns runs into a folder's tables
 ARCHIVED = [r for r in READMES if (r.parent / "archive" / "runs.parquet").is_file()]
 
 
@@ -51,20 +52,26 @@ def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
 def test_committed_tables_rederive_from_the_archive_byte_for_byte(
     readme: Path, tmp_path: Path
 ) -> None:
-    """The README's first command re-derives every committed table from the archive."""
+    """The README's first command that derives tables (the report, or tune.py for a tuning
+    grid) re-derives every table it writes from the committed archives."""
     from scripts.report import main as report_main
+    from scripts.tune import main as tune_main
 
-    report = next(c for c in commands(readme) if "scripts/report.py" in c)
-    argv = report[report.index("scripts/report.py") + 1 :]
+    command = next(c for c in commands(readme) if any(script in c for script in DERIVE))
+    script = next(script for script in DERIVE if script in command)
+    argv = command[command.index(script) + 1 :]
     assert argv[0].endswith("/archive"), "the first report command reads the archive"
+    out = RESULTS.parent / argv[argv.index("--out") + 1]
     argv[argv.index("--out") + 1] = str(tmp_path)
-    report_main([str(RESULTS.parent / argv[0]), *argv[1:]])
+    argv = [str(RESULTS.parent / a) if a.startswith("results/") else a for a in argv]
+    (report_main if script == DERIVE[0] else tune_main)(argv)
     committed = {
-        p.relative_to(readme.parent): p.read_bytes()
-        for p in readme.parent.rglob("*")
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
         if p.suffix in (".csv", ".md", ".tex", ".txt")
         and p.name != "README.md"
         and not RUN.search(str(p))
     }
+    assert committed, out
     for name, text in committed.items():
         assert (tmp_path / name).read_bytes() == text, name

@@ -1,0 +1,12 @@
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=adamo optimizer.overshoot=3 task.adam.lr=0.008 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=adamo optimizer.overshoot=5 task.adam.lr=0.008 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=adamo optimizer.overshoot=7 task.adam.lr=0.008 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=adamw optimizer.overshoot=3 task.adam.lr=0.008 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=adamw optimizer.overshoot=3 task.adam.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=nadam optimizer.overshoot=3 task.adam.lr=0.008 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgd_momentum optimizer.overshoot=3 task.sgd.lr=0.004 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgd_momentum optimizer.overshoot=3 task.sgd.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgd_nesterov optimizer.overshoot=3 task.sgd.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgdo optimizer.overshoot=3 task.sgd.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgdo optimizer.overshoot=5 task.sgd.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval task=mlp_energy hparams=current optimizer=sgdo optimizer.overshoot=7 task.sgd.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
