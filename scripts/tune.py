@@ -225,6 +225,11 @@ def tuned_table(
     tables = []
     for task in sorted(runs.index["task"].unique()):
         given = {family: [t] for (on, family), t in targets.items() if on == task}
+        for family in set(runs.index.loc[runs.index["task"] == task, "family"]) - set(given):
+            raise ValueError(
+                f"{task}: no finished {DEFAULT_BASELINES.get(family, family)} run at the task's "
+                "rate among the evaluation runs, so no target T (evaluate.sh runs it)"
+            )
         tables.append(steps_to_threshold(runs, task, [fraction], window, targets=given))
     if not tables:
         return pd.DataFrame()
@@ -334,7 +339,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{row.grid_edge} rate; the best may lie beyond it"
         )
     if args.evaluation:
-        table = tuned_table(read_sources(args.evaluation)[0], chosen, args.window, args.fraction)
+        try:
+            table = tuned_table(
+                read_sources(args.evaluation)[0], chosen, args.window, args.fraction
+            )
+        except ValueError as e:
+            parser.exit(2, f"{parser.prog}: error: {e}\n")
         if table.empty:
             parser.exit(2, f"{parser.prog}: error: no run at a chosen rate in the evaluation\n")
         table.to_csv(out / "tuned_table.csv", index=False)

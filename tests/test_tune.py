@@ -139,6 +139,9 @@ def test_the_tuned_table_reads_zero_for_the_baseline_and_gamma_zero(grid: Path) 
     assert mean[0] - 0.95 * (mean[0] - mean[-1]) != threshold  # the tuned baseline's own T
     assert table.loc["sgd_momentum", "steps"] == first_index(mean, threshold) + WINDOW
     assert "baseline" in tune.tuned_markdown(table.reset_index())
+    without = [r for r in records if r.key.optimizer != "sgd_momentum_lr0.01"]
+    with pytest.raises(ValueError, match="no finished sgd_momentum run at the task's rate among"):
+        tune.tuned_table(without, chosen, WINDOW, 0.95)  # T would silently be the tuned one's
 
 
 def test_the_evaluation_commands_run_each_choice_on_the_evaluation_seeds(
