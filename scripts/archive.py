@@ -24,6 +24,7 @@ from trainers.archive import (  # noqa: E402
     ARCHIVE,
     MergeError,
     RunRecord,
+    archive_lock,
     check_same,
     is_archive,
     read_archive,
@@ -36,9 +37,10 @@ from trainers.archive import (  # noqa: E402
 def pack(sources: list[Path], out: Path) -> tuple[list[RunRecord], list[str]]:
     """Archive every ended run of ``sources`` (and of an archive already in ``out``) in ``out``;
     returns the runs and those left out of the folders, with why."""
-    merged = [*sources, out] if is_archive(out) and out not in sources else sources
-    records, problems = read_sources(merged)
-    write_archive(records, out)
+    with archive_lock(out):
+        merged = [*sources, out] if is_archive(out) and out not in sources else sources
+        records, problems = read_sources(merged)
+        write_archive(records, out)
     return records, problems
 
 

@@ -40,19 +40,21 @@ def print_summary(config: DictConfig) -> None:
     archive brought up to date with them."""
     from scripts.collect import read_sources, runs_from  # no plotting stack in training
     from scripts.threshold import steps_summary, steps_to_threshold
-    from trainers.archive import ARCHIVE, MergeError, is_archive, write_archive
+    from trainers.archive import ARCHIVE, MergeError, archive_lock, is_archive, write_archive
 
     results = Path(config.results_dir) / str(config.experiment_name)
     archive = results / ARCHIVE
-    try:
-        records, problems = read_sources([results, *([archive] if is_archive(archive) else [])])
-    except MergeError as e:
-        print(f"no summary, archive not updated: {e}")
-        return
-    if not records:
-        print(f"no finished runs under {results}")
-        return
-    write_archive(records, archive)
+    with archive_lock(archive):
+        try:
+            sources = [results, *([archive] if is_archive(archive) else [])]
+            records, problems = read_sources(sources)
+        except MergeError as e:
+            print(f"no summary, archive not updated: {e}")
+            return
+        if not records:
+            print(f"no finished runs under {results}")
+            return
+        write_archive(records, archive)
     runs = runs_from(records, problems)
     tasks = sorted(runs.index["task"].unique())
     table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]

@@ -5,18 +5,21 @@ grids grow from an archive without re-running it, and nothing is rounded."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from scripts.archive import main as archive_main
 from scripts.archive import pack, unpack_all
 from scripts.collect import load_runs
 from scripts.report import report
+from scripts.sweep_summary import print_summary
 from tests.launch import config
-from trainers.archive import MergeError, read_archive
+from trainers.archive import ARCHIVE, MergeError, archive_lock, is_archive, read_archive
 from trainers.results import RunPath
 from trainers.train import train
 
@@ -145,3 +148,25 @@ def test_a_grid_grows_from_its_archive_without_rerunning_it(tmp_path: Path) -> N
     assert len(unpack_all(tmp_path / "all", elsewhere)) == 4
     assert unpack_all(tmp_path / "all", elsewhere) == []  # the same runs are there already
     assert len(load_runs(elsewhere / "grow").index) == 4
+
+
+@pytest.mark.parametrize("writer", ["pack", "end of sweep"])
+def test_an_archive_is_merged_and_written_under_its_lock(
+    writer: str, grid: Path, tmp_path: Path
+) -> None:
+    """Two multiruns of one experiment that end together each merge the archive: unlocked, the
+    last to write drops the other's runs. Whoever holds the lock makes the writer wait."""
+    results = tmp_path / "results" / "grid"
+    shutil.copytree(grid, results)
+    archive = results / ARCHIVE
+    if writer == "pack":
+        write = threading.Thread(target=pack, args=([results], archive))
+    else:
+        cfg = OmegaConf.create({"results_dir": str(results.parent), "experiment_name": "grid"})
+        write = threading.Thread(target=print_summary, args=(cfg,))
+    with archive_lock(archive):
+        write.start()
+        write.join(timeout=2)
+        assert write.is_alive() and not is_archive(archive)
+    write.join()
+    assert len(read_archive(archive)) == 9

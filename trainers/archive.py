@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from filelock import FileLock
 
 from trainers.results import (
     ENDED,
@@ -122,6 +125,16 @@ def read_archive(path: Path) -> list[RunRecord]:
             )
         )
     return records
+
+
+@contextmanager
+def archive_lock(out: Path) -> Iterator[None]:
+    """Held while an archive is read, merged and written: two multiruns of one experiment that
+    end together (or a pack beside one) would otherwise each write what they read, and the
+    last to write would drop the other's runs."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.parent / f".{out.name}.lock"):
+        yield
 
 
 def write_archive(records: list[RunRecord], out: Path) -> None:
