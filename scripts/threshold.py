@@ -104,9 +104,9 @@ def steps_to_threshold(
     index = runs.index[runs.index["task"] == task]
     rows = []
     for family, fam in index.groupby("family"):
-        baseline = baselines.get(str(family))
-        if baseline not in set(fam["optimizer"]):
-            baseline = None
+        named = baselines.get(str(family))
+        baseline = named if named in set(fam["optimizer"]) else None
+        rated = bool(named) and fam["optimizer"].str.startswith(f"{named}_lr").any()
         seeds = {
             opt: {
                 int(s): trailing_mean(runs.curves[(task, opt, int(s))].to_numpy(), window)
@@ -121,7 +121,7 @@ def steps_to_threshold(
             for opt, g in fam[fam["status"] == Status.FINISHED].groupby("optimizer")
         }
         ref = means.get(baseline, np.empty(0)) if baseline else np.empty(0)
-        why_not = no_threshold(baseline, baseline in means, window) if not len(ref) else ""
+        why_not = no_threshold(baseline, baseline in means, window, rated) if not len(ref) else ""
         given = (targets or {}).get(str(family))
         for k, fraction in enumerate(fractions):
             threshold = ref[0] - fraction * (ref[0] - ref[-1]) if len(ref) else math.nan
@@ -201,9 +201,12 @@ def per_seed_text(per_seed: dict[int, float], threshold: float) -> str:
     )
 
 
-def no_threshold(baseline: str | None, finished: bool, window: int) -> str:
-    """Why a family has no ``T``: its baseline did not run, no seed of it finished, or its
-    curve is not longer than one smoothing window."""
+def no_threshold(baseline: str | None, finished: bool, window: int, rated: bool = False) -> str:
+    """Why a family has no ``T``: its baseline ran only at rates filed apart (a learning-rate
+    grid, whose T scripts/tune.py sets), did not run, no seed of it finished, or its curve is
+    not longer than one smoothing window."""
+    if not baseline and rated:
+        return "no threshold: each rate filed apart (lr_in_label); scripts/tune.py compares them"
     if not baseline:
         return "no threshold: no baseline run"
     if not finished:

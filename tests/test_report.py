@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -124,6 +125,11 @@ def test_without_a_finished_baseline_no_seed_is_called_censored(tmp_path: Path) 
     )
     summary = steps_summary(pd.DataFrame([fast]))
     assert summary.endswith("fast                         no threshold: no baseline run  n=2")
+    write_run(root, "sgd_momentum_lr0.004", 0, 100.0 - STEPS)  # a rate grid's (lr_in_label)
+    table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=1)
+    why = "no threshold: each rate filed apart (lr_in_label); scripts/tune.py compares them"
+    assert row(table, "fast")["no_threshold"] == why
+    shutil.rmtree(root / "task_a" / "sgd_momentum_lr0.004")
     write_run(root, "sgd_momentum", 0, np.array([*(100.0 - STEPS[:10]), math.nan]), "diverged")
     table = steps_to_threshold(load_runs(root), "task_a", [0.95], window=1)
     assert "no threshold: no finished sgd_momentum run  n=2" in steps_summary(table)
