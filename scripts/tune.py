@@ -244,12 +244,20 @@ def tuned_markdown(table: pd.DataFrame) -> str:
     """The tuned table as the report shows savings: the paper's way, then per seed ± 95 % CI."""
 
     def cell(r: Any) -> str:
+        censored = f", {r.n_censored} of {r.n_seeds} censored" if r.n_censored else ""
         if r.optimizer == r.baseline:
-            return "baseline"
-        if math.isnan(r.savings):
-            return f"not reached ({r.n_censored} of {r.n_seeds} seeds censored)"
-        spread = f"{100 * r.savings_seed_mean:.1f} ± {100 * r.savings_ci95:.1f}"
-        return f"{100 * r.savings:.1f} % ({spread}, p={r.p_value:.2g}, {r.n_paired} seeds)"
+            notes = ["its seed mean never reaches T"] if math.isnan(r.steps) else []
+            notes += [f"{r.n_censored} of {r.n_seeds} censored"] if r.n_censored else []
+            return "baseline" + (f" ({', '.join(notes)})" if notes else "")
+        if r.n_paired > 1:
+            spread = f"{100 * r.savings_seed_mean:.1f} ± {100 * r.savings_ci95:.1f}"
+            per_seed = f"{spread}, p={r.p_value:.2g}, {r.n_paired} seeds{censored}"
+        else:
+            per_seed = f"no interval: {r.n_paired} seed pairs{censored}"
+        if math.isnan(r.savings):  # the paper's way needs both seed means to reach T
+            whose = "its" if math.isnan(r.steps) else "the baseline's"
+            return f"– ({whose} seed mean never reaches T; per seed {per_seed})"
+        return f"{100 * r.savings:.1f} % ({per_seed})"
 
     shown = pd.DataFrame(
         {
