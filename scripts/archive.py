@@ -1,13 +1,14 @@
 """Pack a grid's runs into an archive (trainers/archive.py), or unpack one into run folders.
 
-    python scripts/archive.py pack results/<experiment> [MORE SOURCES ...] [--out DIR]
+    python scripts/archive.py pack results/<experiment> [MORE SOURCES ...] [--out DIR] [--replace]
     python scripts/archive.py unpack results/<experiment>/archive [--results-dir results]
 
 ``pack`` merges results folders and archives (each run once; the same run with other curves or
-settings is refused in one line) into ``--out`` (default ``<first source>/archive``), keeping
-what an archive already there holds. ``unpack`` writes each archived run's folder where its
-experiment's runs go, so a relaunch counts it as done; a relaunch also restores a run from its
-experiment's archive by itself (``<results_dir>/<experiment>/archive``).
+settings is refused in one line, or with ``--replace`` the earlier source's stands) into
+``--out`` (default ``<first source>/archive``), keeping what an archive already there holds.
+``unpack`` writes each archived run's folder where its experiment's runs go, so a relaunch counts
+it as done; a relaunch also restores a run from its experiment's archive by itself
+(``<results_dir>/<experiment>/archive``).
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from trainers.archive import (  # noqa: E402
 )
 
 
-def pack(sources: list[Path], out: Path) -> tuple[list[RunRecord], list[str]]:
+def pack(
+    sources: list[Path], out: Path, replace: bool = False
+) -> tuple[list[RunRecord], list[str]]:
     """Archive every ended run of ``sources`` (and of an archive already in ``out``) in ``out``;
-    returns the runs and those left out of the folders, with why."""
+    returns the runs and those left out, with why. With ``replace`` a run of an earlier source
+    replaces the same run with other curves in a later one (``out`` comes last)."""
     with archive_lock(out):
         merged = [*sources, out] if is_archive(out) and out not in sources else sources
-        records, problems = read_sources(merged)
+        records, problems = read_sources(merged, replace)
         write_archive(records, out)
     return records, problems
 
@@ -65,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     packing = commands.add_parser("pack", help="results folders and archives → one archive")
     packing.add_argument("sources", type=Path, nargs="+")
     packing.add_argument("--out", type=Path)
+    packing.add_argument(
+        "--replace",
+        action="store_true",
+        help="a run of an earlier source replaces the same run with other curves in a later "
+        "one (--out last), e.g. one trained again with force=true; without it that is refused",
+    )
     unpacking = commands.add_parser("unpack", help="an archive → run folders")
     unpacking.add_argument("archive", type=Path)
     unpacking.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -72,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "pack":
             out = args.out or args.sources[0] / ARCHIVE
-            records, problems = pack(args.sources, out)
+            records, problems = pack(args.sources, out, args.replace)
             size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".parquet")
             for problem in problems:
                 print(f"left out: {problem}")

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from trainers.archive import (
+    MergeError,
     RunRecord,
     check_same,
     is_archive,
@@ -71,11 +72,12 @@ def time_compute(config: dict[str, Any], meta: dict[str, Any]) -> str:
     return f"kernels={kernels or '?'} {where}{member}"
 
 
-def read_sources(sources: list[Path]) -> tuple[list[RunRecord], list[str]]:
+def read_sources(sources: list[Path], replace: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Every ended run in ``sources`` (results folders and archives) once, in folder order, and
-    the runs left out of the folders and why. The same run in two sources (same task, optimizer
-    and seed, same curve and settings) counts once; with other curves or settings it is
-    refused (MergeError naming both)."""
+    the runs left out and why. The same run in two sources (same task, optimizer and seed, same
+    curve and settings) counts once; with other curves or settings it is refused (MergeError
+    naming both), or with ``replace`` the earlier source's run stands (a run trained again with
+    force=true replaces its archived self)."""
     found: dict[tuple[str, str, int], RunRecord] = {}
     problems = []
     for source in sources:
@@ -92,7 +94,12 @@ def read_sources(sources: list[Path]) -> tuple[list[RunRecord], list[str]]:
         for record in records:
             key = (record.key.task, record.key.optimizer, record.key.seed)
             if key in found:
-                check_same(found[key], record)
+                try:
+                    check_same(found[key], record)
+                except MergeError:
+                    if not replace:
+                        raise
+                    problems.append(f"{record.name} in {source}: replaced by {found[key].source}")
             else:
                 found[key] = record
     order = sorted(found.values(), key=lambda r: (*r.name.split("/")[:3], f"seed={r.key.seed}"))

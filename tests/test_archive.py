@@ -122,6 +122,30 @@ def test_archives_and_folders_merge_and_a_conflict_is_refused_in_one_line(
         archive_main(["pack", str(changed), "--out", str(archive)])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+    archive_main(["pack", str(changed), "--out", str(archive), "--replace"])
+    assert f"sgdo_g5/seed=1 in {archive}: replaced by {steps_csv.parent}" in capsys.readouterr().out
+    replaced = {r.name: r for r in read_archive(archive)}["grid/mlp_diabetes/sgdo_g5/seed=1"]
+    assert replaced.steps["loss_base"][99] == pytest.approx(steps.loc[99, "loss_base"], abs=1e-7)
+
+
+def test_a_run_trained_again_replaces_its_archived_self_at_the_end_of_a_sweep(
+    grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """force=true trains an archived run again; where its curve differs (another kernel path,
+    say) the end-of-sweep summary archives the new run instead of refusing to update."""
+    results = tmp_path / "results" / "grid"
+    shutil.copytree(grid, results)
+    pack([results], results / ARCHIVE)
+    steps_csv = results / "mlp_diabetes" / "sgd_momentum" / "seed=0" / "steps.csv"
+    steps = pd.read_csv(steps_csv)
+    steps["loss_base"] *= 1.5
+    steps.to_csv(steps_csv, index=False)
+    print_summary(OmegaConf.create({"results_dir": str(results.parent), "experiment_name": "grid"}))
+    assert "replaced by" in capsys.readouterr().out
+    again = {r.name: r for r in read_archive(results / ARCHIVE)}[
+        "grid/mlp_diabetes/sgd_momentum/seed=0"
+    ]
+    np.testing.assert_array_equal(again.steps["loss_base"], steps["loss_base"])
 
 
 def test_a_grid_grows_from_its_archive_without_rerunning_it(tmp_path: Path) -> None:
