@@ -253,7 +253,8 @@ def tuned_markdown(table: pd.DataFrame) -> str:
             spread = f"{100 * r.savings_seed_mean:.1f} ± {100 * r.savings_ci95:.1f}"
             per_seed = f"{spread}, p={r.p_value:.2g}, {r.n_paired} seeds{censored}"
         else:
-            per_seed = f"no interval: {r.n_paired} seed pairs{censored}"
+            pairs = "seed pair" if r.n_paired == 1 else "seed pairs"
+            per_seed = f"no interval: {r.n_paired} {pairs}{censored}"
         if math.isnan(r.savings):  # the paper's way needs both seed means to reach T
             whose = "its" if math.isnan(r.steps) else "the baseline's"
             return f"– ({whose} seed mean never reaches T; per seed {per_seed})"
