@@ -283,9 +283,10 @@ def tuned_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False)
 
 
-def plot_sensitivity(grid: pd.DataFrame, task: str, path: Path) -> None:
+def plot_sensitivity(grid: pd.DataFrame, task: str, path: Path, window: int) -> None:
     """Steps to T and final loss against the rate: seed means, the seeds' range shaded, an x
-    where a seed diverged or never reached T."""
+    where a seed diverged or never reached T, and the trailing window's length, below which no
+    crossing can fall (curves that flatten on it have outrun the metric)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for opt, g in grid[grid["task"] == task].groupby("optimizer"):
         for ax, column in zip(axes, ("steps_to_t", "final"), strict=True):
@@ -303,9 +304,20 @@ def plot_sensitivity(grid: pd.DataFrame, task: str, path: Path) -> None:
     labels = ("steps to T (seed mean)", "final loss at base weights")
     for ax, label in zip(axes, labels, strict=True):
         ax.set(xscale="log", xlabel="learning rate", ylabel=label)
-        ax.set_xticks(rates, [f"{r:g}" for r in rates], fontsize=7)
+        ax.set_xticks(rates, [f"{r:g}" for r in rates], fontsize=7, rotation=45)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(alpha=0.3)
+    axes[0].axhline(window, color="grey", linestyle=":")
+    axes[0].text(
+        0.98,
+        window,
+        f"{window}-step window: no T sooner",
+        transform=axes[0].get_yaxis_transform(),  # x in axes fractions, y in steps
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="grey",
+    )
     axes[1].set_yscale("log")
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{task}: learning-rate sensitivity (x: a seed diverged or never reached T)")
@@ -345,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     grid.to_csv(out / "rate_grid.csv", index=False)
     chosen.to_csv(out / "tuned_rates.csv", index=False)
     for task in sorted(grid["task"].unique()):
-        plot_sensitivity(grid, task, out / f"sensitivity_{task}.png")
+        plot_sensitivity(grid, task, out / f"sensitivity_{task}.png", args.window)
     commands = evaluation_commands(grid, chosen, args.seeds)
     (out / "evaluate.sh").write_text("".join(f"{c}\n" for c in commands))
     wide = chosen.pivot(index=["task", "optimizer"], columns="rule", values=["rate", "score"])
