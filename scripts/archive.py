@@ -38,13 +38,15 @@ from trainers.archive import (  # noqa: E402
 def pack(
     sources: list[Path], out: Path, replace: bool = False
 ) -> tuple[list[RunRecord], list[str]]:
-    """Archive every ended run of ``sources`` (and of an archive already in ``out``) in ``out``;
-    returns the runs and those left out, with why. With ``replace`` a run of an earlier source
-    replaces the same run with other curves in a later one (``out`` comes last)."""
+    """Archive every ended run of ``sources`` (and of an archive already in ``out``) in ``out``,
+    under its lock, and none where there is none; returns the runs and those left out, with
+    why. With ``replace`` a run of an earlier source replaces the same run with other curves in
+    a later one (``out`` comes last). The end of a multirun packs its experiment this way too."""
     with archive_lock(out):
         merged = [*sources, out] if is_archive(out) and out not in sources else sources
         records, problems = read_sources(merged, replace)
-        write_archive(records, out)
+        if records:
+            write_archive(records, out)
     return records, problems
 
 
@@ -83,9 +85,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "pack":
             out = args.out or args.sources[0] / ARCHIVE
             records, problems = pack(args.sources, out, args.replace)
-            size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".parquet")
             for problem in problems:
                 print(f"left out: {problem}")
+            if not records:
+                parser.exit(
+                    2,
+                    f"{parser.prog}: error: no ended runs in {' '.join(map(str, args.sources))}\n",
+                )
+            size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".parquet")
             print(f"archive: {out} ({len(records)} runs, {size / 1e6:.2f} MB)")
         else:
             if not is_archive(args.archive):

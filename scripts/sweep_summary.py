@@ -38,20 +38,18 @@ class MultirunSummary(Callback):
 def print_summary(config: DictConfig) -> None:
     """The steps-to-95 % table of the experiment's runs (its folders and its archive), and the
     archive brought up to date with them, a run trained again replacing its archived self."""
-    from scripts.collect import read_sources, runs_from  # no plotting stack in training
+    from scripts.archive import pack  # no plotting stack in training
+    from scripts.collect import runs_from
     from scripts.threshold import steps_summary, steps_to_threshold
-    from trainers.archive import ARCHIVE, archive_lock, is_archive, write_archive
+    from trainers.archive import ARCHIVE
 
     results = Path(config.results_dir) / str(config.experiment_name)
     archive = results / ARCHIVE
-    with archive_lock(archive):
-        # A folder that differs from its archived run was trained again (force=true): it stands.
-        sources = [results, *([archive] if is_archive(archive) else [])]
-        records, problems = read_sources(sources, replace=True)
-        if not records:
-            print(f"no finished runs under {results}")
-            return
-        write_archive(records, archive)
+    # A folder that differs from its archived run was trained again (force=true): it stands.
+    records, problems = pack([results], archive, replace=True)
+    if not records:
+        print(f"no finished runs under {results}")
+        return
     runs = runs_from(records, problems)
     tasks = sorted(runs.index["task"].unique())
     table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]

@@ -122,6 +122,12 @@ def test_archives_and_folders_merge_and_a_conflict_is_refused_in_one_line(
         archive_main(["pack", str(changed), "--out", str(archive)])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as stopped:  # nothing to pack: one line, no archive written
+        archive_main(["pack", str(empty)])
+    assert stopped.value.code == 2 and not (empty / "archive").exists()
+    assert capsys.readouterr().err.endswith(f"archive.py: error: no ended runs in {empty}\n")
     archive_main(["pack", str(changed), "--out", str(archive), "--replace"])
     assert f"sgdo_g5/seed=1 in {archive}: replaced by {steps_csv.parent}" in capsys.readouterr().out
     replaced = {r.name: r for r in read_archive(archive)}["grid/mlp_diabetes/sgdo_g5/seed=1"]
