@@ -1,30 +1,31 @@
-"""Each optimizer's learning rate from a tuning grid, by rules fixed before the grid ran (#31).
+"""Each optimizer's learning rate from a tuning grid, by rules fixed before the grid ran.
 
 A tuning grid (``experiment=tuned``: every optimizer at its family's rate × 2^k, each rate filed
 apart as ``<optimizer>_lr<rate>``, on tuning seeds) is read from results folders or archives.
-Per task and family, the target T is the paper's: the baseline's (CM, AdamW) seed-mean curve
-at the task's own rate, trailing ``--window``-step means, T = a[0] − f · (a[0] − a[−1]) with
-f = ``--fraction``. Each optimizer then takes, among its rates:
+Per task and family, T is the paper's: the baseline's (CM, AdamW) seed-mean curve at the task's
+own rate, trailing W-step means, T = a[0] − f · (a[0] − a[−1]). Two protocols:
 
-- ``steps`` (the rule, AlgoPerf's): the fewest steps to T, averaged over the tuning seeds; a seed
-  that diverged or never reached T counts as never, so such a rate is never chosen over one that
-  reaches T on every seed;
-- ``final`` (the second rule, to show how much the answer depends on the rule): the lowest final
-  training loss at base weights (the last full window's mean), averaged over seeds; a diverged
-  seed counts as infinite.
+- ``--protocol v2`` (the default; results/tuned_v2/README.md, scripts/protocol_v2.py): W from
+  the budget, a lost tuning seed scoring ∞, the choice one octave below any rate that loses a
+  seed, and ``widen.sh``, the octaves the grid still needs before its choices lie inside it.
+  The evaluation reports seeds reaching T, diverged seeds, AlgoPerf's median with misses ∞ and
+  the per-seed paired saving in real steps, the paper's index at W = 400 beside; given
+  evaluation sources, ``evaluate.sh`` holds only the multiruns they still lack.
+- ``--protocol v1`` (#31; re-derives results/tuned and results/tuned_wide): W = 400; ``steps``,
+  the fewest seed-mean steps to T (a seed that diverged or never reached T counting as never),
+  and ``final``, the lowest final loss; ties to the smaller rate.
 
-Ties go to the smaller rate. Writes ``tuned_rates.csv`` (every optimizer's choice under both
-rules), ``rate_grid.csv`` (every rate's per-seed steps to T and final loss), per task
-``sensitivity_<task>.png`` (steps to T and final loss against the rate, one line per optimizer,
-the seeds' range shaded, diverged rates marked), and ``evaluate.sh``: the main.py commands that
-re-run each choice on the evaluation seeds (``experiment=tuned_eval``). Given those runs
-(``--evaluation``), it writes the tuned table (``tuned_table.csv`` / ``.md``): each optimizer at
-its chosen rate against the tuned baseline, paired by seed, at T from the baseline at the
-task's own rate on the evaluation seeds, with the report's interval and p-value.
+Writes ``tuned_rates.csv`` (every optimizer's choice under both rules), ``rate_grid.csv`` (every
+rate's per-seed steps to T and final loss), per task ``sensitivity_<task>.png``, and
+``evaluate.sh``: the main.py commands that re-run each choice on the evaluation seeds
+(``experiment=tuned_eval``). Given those runs (``--evaluation``), it writes the tuned table
+(``tuned_table.csv`` / ``.md``): each optimizer at its chosen rate against the tuned baseline,
+paired by seed, at T from the baseline at the task's own rate on the evaluation seeds.
 
-    python scripts/tune.py results/tuned [more folders or archives] [--out DIR]
-    bash results/tuned/tuning/evaluate.sh
-    python scripts/tune.py results/tuned --evaluation results/tuned_eval
+    python scripts/tune.py results/tuned_v2 [more folders or archives] [--out DIR]
+    bash results/tuned_v2/tuning/widen.sh            # until it is empty, then
+    bash results/tuned_v2/tuning/evaluate.sh
+    python scripts/tune.py results/tuned_v2 --evaluation results/tuned_v2_eval
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts import protocol_v2  # noqa: E402
 from scripts.collect import read_sources, runs_from  # noqa: E402
 from scripts.threshold import (  # noqa: E402
     DEFAULT_BASELINES,
@@ -101,9 +103,10 @@ def rated(record: RunRecord) -> dict[str, Any] | None:
 
 
 def target(curves: list[np.ndarray], window: int, fraction: float) -> float:
-    """The paper's T on the seed-mean of ``curves``: a[0] − f · (a[0] − a[−1])."""
+    """The paper's T on the seed-mean of ``curves``: a[0] − f · (a[0] − a[−1]); none (NaN)
+    where the curves are no longer than one window."""
     mean = trailing_mean(seed_mean(pd.Series(c) for c in curves).to_numpy(), window)
-    return float(mean[0] - fraction * (mean[0] - mean[-1]))
+    return float(mean[0] - fraction * (mean[0] - mean[-1])) if len(mean) else math.nan
 
 
 def baseline_targets(
@@ -181,13 +184,17 @@ def choose(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluation_commands(grid: pd.DataFrame, chosen: pd.DataFrame, seeds: str) -> list[str]:
-    """The protocol's last step as main.py multiruns: each optimizer at its rate by the rule
-    ``steps`` on the evaluation ``seeds`` (one job, seeds as members), and each baseline at the
-    task's own rate too, which sets T, where that is not its chosen rate."""
-    picks = chosen[chosen["rule"] == "steps"]
+def evaluation_commands(
+    grid: pd.DataFrame, chosen: pd.DataFrame, seeds: str, experiment: str = ""
+) -> dict[tuple[str, str, float], str]:
+    """The protocol's last step as main.py multiruns, keyed by (task, optimizer, rate): each
+    optimizer at its rate by the rule ``steps`` on the evaluation ``seeds`` (one job, seeds as
+    members), and each baseline at the task's own rate too, which sets T, where that is not its
+    chosen rate; filed under ``experiment`` where one is named (else experiment=tuned_eval's)."""
+    picks = chosen[(chosen["rule"] == "steps") & chosen["rate"].notna()]
     how = grid.drop_duplicates(["task", "optimizer"]).set_index(["task", "optimizer"])
-    commands = []
+    named = f" experiment_name={experiment}" if experiment else ""
+    commands = {}
     for row in picks.itertuples():
         run = how.loc[(row.task, row.optimizer)]
         rates = [row.rate]
@@ -199,10 +206,10 @@ def evaluation_commands(grid: pd.DataFrame, chosen: pd.DataFrame, seeds: str) ->
             else ""
         )
         for rate in rates:
-            commands.append(
-                f"python main.py -m experiment=tuned_eval task={row.task} hparams={run.hparams} "
-                f"optimizer={run['name']}{gamma} task.{row.family}.lr={float(rate)!r} "
-                f"seed={seeds} vectorize=true"
+            commands[(row.task, row.optimizer, float(rate))] = (
+                f"python main.py -m experiment=tuned_eval{named} task={row.task} "
+                f"hparams={run.hparams} optimizer={run['name']}{gamma} "
+                f"task.{row.family}.lr={float(rate)!r} seed={seeds} vectorize=true"
             )
     return commands
 
@@ -238,6 +245,68 @@ def tuned_table(
     table.insert(3, "rate", [picks[(r.task, r.optimizer)] for r in table.itertuples()])
     table.insert(4, "grid_edge", [edges[(r.task, r.optimizer)] for r in table.itertuples()])
     return table
+
+
+def tuned_table_v2(
+    records: list[RunRecord], chosen: pd.DataFrame, windows: dict[str, int], fraction: float
+) -> pd.DataFrame:
+    """Protocol v2's evaluation (results/tuned_v2/README.md, 6-7): each optimizer at its chosen
+    rate on the evaluation seeds against the tuned baseline, at T from the task-rate baseline
+    with the task's window W, and at the paper's T with W = 400 for its index."""
+    picks = chosen[(chosen["rule"] == "steps") & chosen["rate"].notna()]
+    picks = picks.set_index(["task", "optimizer"])
+    curves: dict[tuple[str, str], dict[int, tuple[np.ndarray, bool]]] = {}
+    task_rate: dict[tuple[str, str], list[np.ndarray]] = {}
+    for r in records:
+        run = rated(r)
+        if run is None:
+            continue
+        curve = r.steps["loss_base"].to_numpy(dtype=np.float64)
+        finished = run["status"] == Status.FINISHED
+        baseline = DEFAULT_BASELINES.get(run["family"])
+        if run["optimizer"] == baseline and run["rate"] == run["task_rate"] and finished:
+            task_rate.setdefault((run["task"], run["family"]), []).append(curve)
+        key = (run["task"], run["optimizer"])
+        if key in picks.index and picks.at[key, "rate"] == run["rate"]:
+            curves.setdefault(key, {})[run["seed"]] = (curve, finished)
+    rows = []
+    for (task, optimizer), seeds in sorted(curves.items()):
+        family = str(picks.at[(task, optimizer), "family"])
+        baseline = DEFAULT_BASELINES[family]
+        if (task, family) not in task_rate:
+            raise ValueError(
+                f"{task}: no finished {baseline} run at the task's rate among the evaluation "
+                "runs, so no target T (evaluate.sh runs it)"
+            )
+        if (task, baseline) not in curves:
+            continue  # its family waits for the tuned baseline's runs (evaluate.sh lists them)
+        window = windows[task]
+        targets = (
+            target(task_rate[(task, family)], window, fraction),
+            target(task_rate[(task, family)], WINDOW, fraction),
+        )
+        pick = picks.loc[(task, optimizer)]
+        rows.append(
+            {
+                "task": task,
+                "family": family,
+                "optimizer": optimizer,
+                "baseline": baseline,
+                "rate": pick["rate"],
+                "scale": pick["scale"],
+                **protocol_v2.evaluation_row(seeds, curves[(task, baseline)], targets, window),
+            }
+        )
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    table["order"] = table["optimizer"] != table["baseline"]
+    table = table.sort_values(["task", "family", "order", "optimizer"]).drop(columns="order")
+    bases = table[table["optimizer"] == table["baseline"]].set_index(["task", "family"])
+    table["verdict"] = [
+        protocol_v2.verdict(r, bases.loc[(r.task, r.family)]) for r in table.itertuples()
+    ]
+    return table.reset_index(drop=True)
 
 
 def tuned_markdown(table: pd.DataFrame) -> str:
@@ -330,7 +399,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+", help="results folders and archives")
     parser.add_argument("--out", type=Path, help="default: the first folder's tuning/")
-    parser.add_argument("--window", type=int, default=WINDOW, help="trailing mean, steps")
+    parser.add_argument(
+        "--protocol",
+        choices=("v1", "v2"),
+        default="v2",
+        help="v2 (results/tuned_v2/README.md); v1 re-derives results/tuned and results/tuned_wide",
+    )
+    parser.add_argument(
+        "--window", type=int, help="trailing mean, steps (v1: 400; v2: min(400, budget/100))"
+    )
     parser.add_argument("--fraction", type=float, default=0.95, help="of the loss reduction")
     parser.add_argument(
         "--evaluation",
@@ -339,13 +416,29 @@ def main(argv: list[str] | None = None) -> None:
         help="the evaluation runs (experiment=tuned_eval): writes the tuned table",
     )
     parser.add_argument("--seeds", default=EVALUATION_SEEDS, help="evaluation seeds")
+    parser.add_argument(
+        "--experiment-name",
+        default="tuned_v2",
+        help="v2: widen.sh files its runs here, evaluate.sh under <name>_eval",
+    )
     args = parser.parse_args(argv)
     for source in [*args.results, *(args.evaluation or [])]:
         if not source.is_dir():
             parser.exit(2, f"{parser.prog}: error: results folder {source} does not exist\n")
     records, _ = read_sources(args.results)
+    v2 = args.protocol == "v2"
+    windows = protocol_v2.task_windows(records)
+    if args.window or not v2:
+        windows = {task: args.window or WINDOW for task in windows}
     try:
-        grid = rate_grid(records, args.window, args.fraction)
+        grid = pd.concat(
+            [
+                rate_grid([r for r in records if r.key.task == task], window, args.fraction)
+                for task, window in sorted(windows.items())
+            ]
+            or [pd.DataFrame()],
+            ignore_index=True,
+        )
     except ValueError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     if grid.empty:
@@ -353,34 +446,70 @@ def main(argv: list[str] | None = None) -> None:
     first = args.results[0]
     out = args.out or (first.parent if is_archive(first) else first) / "tuning"
     out.mkdir(parents=True, exist_ok=True)
-    chosen = choose(grid)
-    grid.to_csv(out / "rate_grid.csv", index=False)
-    chosen.to_csv(out / "tuned_rates.csv", index=False)
-    for task in sorted(grid["task"].unique()):
-        plot_sensitivity(grid, task, out / f"sensitivity_{task}.png", args.window)
-    commands = evaluation_commands(grid, chosen, args.seeds)
-    (out / "evaluate.sh").write_text("".join(f"{c}\n" for c in commands))
-    wide = chosen.pivot(index=["task", "optimizer"], columns="rule", values=["rate", "score"])
-    print(wide.to_string(float_format=lambda v: f"{v:g}"))
-    for row in chosen[chosen["grid_edge"] != ""].itertuples():
-        print(
-            f"{row.task} {row.optimizer}: rule {row.rule} chose {row.rate:g}, the grid's "
-            f"{row.grid_edge} rate; the best may lie beyond it"
-        )
+    chosen = protocol_v2.choose(grid) if v2 else choose(grid)
+    write_choices(grid, chosen, out, windows, args.experiment_name if v2 else "")
+    commands = evaluation_commands(grid, chosen, args.seeds, f"{args.experiment_name}_eval" * v2)
+    evaluation = read_sources(args.evaluation)[0] if args.evaluation else []
+    if evaluation and v2:
+        commands = missing(commands, evaluation, len(args.seeds.split(",")))
+    (out / "evaluate.sh").write_text("".join(f"{c}\n" for c in commands.values()))
     if args.evaluation:
         try:
-            table = tuned_table(
-                read_sources(args.evaluation)[0], chosen, args.window, args.fraction
+            table = (
+                tuned_table_v2(evaluation, chosen, windows, args.fraction)
+                if v2
+                else tuned_table(evaluation, chosen, args.window or WINDOW, args.fraction)
             )
         except ValueError as e:
             parser.exit(2, f"{parser.prog}: error: {e}\n")
         if table.empty:
             parser.exit(2, f"{parser.prog}: error: no run at a chosen rate in the evaluation\n")
         table.to_csv(out / "tuned_table.csv", index=False)
-        markdown = tuned_markdown(table)
+        markdown = protocol_v2.markdown(table) if v2 else tuned_markdown(table)
         (out / "tuned_table.md").write_text(markdown + "\n")
         print(markdown)
+        if v2 and commands:
+            print(f"the evaluation lacks {len(commands)} multiruns (evaluate.sh); the table waits")
     print(f"tuning: {out} (evaluation commands: {out / 'evaluate.sh'})")
+
+
+def write_choices(
+    grid: pd.DataFrame, chosen: pd.DataFrame, out: Path, windows: dict[str, int], widen_to: str
+) -> None:
+    """rate_grid.csv, tuned_rates.csv and the sensitivity figures; under v2 (``widen_to``, the
+    experiment its runs go to) widen.sh, the octaves the grid still needs."""
+    grid.to_csv(out / "rate_grid.csv", index=False)
+    chosen.to_csv(out / "tuned_rates.csv", index=False)
+    for task in sorted(grid["task"].unique()):
+        plot_sensitivity(grid, task, out / f"sensitivity_{task}.png", windows[task])
+    wide = chosen.pivot(index=["task", "optimizer"], columns="rule", values=["rate", "score"])
+    print(wide.to_string(float_format=lambda v: f"{v:g}"))
+    if not widen_to:
+        for row in chosen[chosen["grid_edge"] != ""].itertuples():
+            print(
+                f"{row.task} {row.optimizer}: rule {row.rule} chose {row.rate:g}, the grid's "
+                f"{row.grid_edge} rate; the best may lie beyond it"
+            )
+        return
+    widen = protocol_v2.widen_commands(grid, chosen, widen_to)
+    (out / "widen.sh").write_text("".join(f"{c}\n" for c in widen))
+    for row in chosen[(chosen["rule"] == "steps") & (chosen["note"] != "")].itertuples():
+        print(f"{row.task} {row.optimizer}: {row.note}")
+    if widen:
+        print(f"the grid widens first: {len(widen)} multiruns in {out / 'widen.sh'}")
+
+
+def missing(
+    commands: dict[tuple[str, str, float], str], evaluation: list[RunRecord], seeds: int
+) -> dict[tuple[str, str, float], str]:
+    """The evaluation multiruns whose runs the evaluation sources do not yet hold, every seed."""
+    held: dict[tuple[str, str, float], int] = {}
+    for r in evaluation:
+        run = rated(r)
+        if run is not None:
+            key = (run["task"], run["optimizer"], run["rate"])
+            held[key] = held.get(key, 0) + 1
+    return {key: c for key, c in commands.items() if held.get(key, 0) < seeds}
 
 
 if __name__ == "__main__":

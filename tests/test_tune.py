@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+import main
 from scripts import tune
 from scripts.collect import read_sources
 from scripts.threshold import first_index, seed_mean, trailing_mean
@@ -82,8 +84,9 @@ def test_the_rules_as_stated() -> None:
     assert tune.choose(fastest_at_the_top).set_index("rule").loc["steps", "grid_edge"] == "largest"
 
 
-def test_the_script_writes_its_tables_and_figure(grid: Path, tmp_path: Path) -> None:
-    tune.main([str(grid), "--out", str(tmp_path), "--window", str(WINDOW)])
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_the_script_writes_its_tables_and_figure(grid: Path, tmp_path: Path, protocol: str) -> None:
+    tune.main([str(grid), "--out", str(tmp_path), "--window", str(WINDOW), "--protocol", protocol])
     chosen = pd.read_csv(tmp_path / "tuned_rates.csv")
     assert set(chosen["optimizer"]) == {"sgd_momentum", "sgdo_g0"}
     assert len(pd.read_csv(tmp_path / "rate_grid.csv")) == 2 * len(SCALES) * 2
@@ -157,7 +160,7 @@ def test_the_evaluation_commands_run_each_choice_on_the_evaluation_seeds(
     chosen = chosen[chosen["rule"] == "final"].assign(rule="steps")
     commands = tune.evaluation_commands(rates, chosen, "10,20")
     ran = []
-    for command in commands:
+    for command in commands.values():
         assert command.startswith("python main.py -m experiment=tuned_eval task=mlp_diabetes ")
         argv = command.split()[3:]
         assert "seed=10,20" in argv and "vectorize=true" in argv
@@ -170,9 +173,8 @@ def test_the_evaluation_commands_run_each_choice_on_the_evaluation_seeds(
 
 
 def test_the_script_writes_the_tuned_table(grid: Path, tmp_path: Path) -> None:
-    tune.main(
-        [str(grid), "--out", str(tmp_path), "--window", str(WINDOW), "--evaluation", str(grid)]
-    )
+    args = [str(grid), "--out", str(tmp_path), "--window", str(WINDOW), "--protocol", "v1"]
+    tune.main([*args, "--evaluation", str(grid)])
     table = pd.read_csv(tmp_path / "tuned_table.csv")
     assert set(table["optimizer"]) == {"sgd_momentum", "sgdo_g0"}
     assert "sgdo_g0" in (tmp_path / "tuned_table.md").read_text()
@@ -212,3 +214,98 @@ def test_the_tuned_table_says_which_seed_mean_never_reaches_t() -> None:
         ],
         "ok": ["5.0 %", "10.0 % (34.2 ± 4.5, p=1e-06, 7 seeds)"],
     }
+
+
+def v2(grid: Path, out: Path, *more: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """tune.py under protocol v2 (the default) on ``grid``: its rate grid, its choices by the
+    steps rule, and its widen.sh."""
+    tune.main([str(grid), *map(str, more), "--out", str(out), "--window", str(WINDOW)])
+    chosen = pd.read_csv(out / "tuned_rates.csv", keep_default_na=False)
+    steps = chosen[chosen["rule"] == "steps"].set_index("optimizer")
+    return pd.read_csv(out / "rate_grid.csv"), steps, (out / "widen.sh").read_text()
+
+
+def test_v2_a_rate_that_loses_one_tuning_seed_scores_infinite_and_moves_the_choice_down(
+    grid: Path, tmp_path: Path
+) -> None:
+    """On the fixture v2 picks 0.01 for CM (fastest, and 0.02 above it reaches T on both seeds).
+    With CM's seed 2 at 0.02 diverged (its meta.json says so, as the harness writes it), that
+    seed scores ∞ in rate_grid.csv, 0.02 loses its seed mean, 0.01 loses its margin, and the
+    choice falls to 0.005, the grid's smallest rate, so the grid widens down an octave. SGDO at
+    γ = 0, untouched, keeps CM's first choice."""
+    _, before, _ = v2(grid, tmp_path / "before")
+    assert before.loc["sgd_momentum", "rate"] == 0.01 and before.loc["sgd_momentum", "widen"] == ""
+    broken = tmp_path / "grid"
+    shutil.copytree(grid, broken)
+    meta = broken / "mlp_diabetes" / "sgd_momentum_lr0.02" / "seed=2" / "meta.json"
+    meta.write_text(meta.read_text().replace('"status": "finished"', '"status": "diverged"'))
+    rates, steps, widen = v2(broken, tmp_path / "after")
+    lost = rates[(rates["optimizer"] == "sgd_momentum") & (rates["rate"] == 0.02)]
+    assert lost.set_index("seed")["steps_to_t"].map(math.isinf).to_dict() == {1: False, 2: True}
+    cm = steps.loc["sgd_momentum"]
+    assert cm["rate"] == 0.005 and cm["widen"] == "down"
+    assert cm["note"] == "fastest feasible 1x, but 2x lost 1 of 2 seeds (margin)"
+    assert cm["infeasible_octaves"] == "1"
+    assert "optimizer=sgd_momentum optimizer.overshoot=0 'members.lr_scale=[0.25]'" in widen
+    assert steps.loc["sgdo_g0", "rate"] == 0.01 and "sgdo" not in widen
+
+
+def test_v2_a_grid_whose_fastest_rate_is_its_largest_widens_up_and_the_octave_run_closes_it(
+    grid: Path, tmp_path: Path
+) -> None:
+    """Without its 0.02 runs the fixture's fastest rate, 0.01, is the grid's largest: the
+    choice falls back to 0.005 (0.01 above it is feasible) until the octave above 0.01 has run,
+    and widen.sh holds that octave for each optimizer. Running those
+    commands (the fixture's budget and seeds added) makes 0.02 again, bit for bit as the full
+    grid has it, and tune.py then chooses 0.01 with nothing left to widen."""
+    cut = tmp_path / "cut"
+    shutil.copytree(grid, cut, ignore=shutil.ignore_patterns("*_lr0.02"))
+    _, steps, widen = v2(cut, tmp_path / "first")
+    assert list(steps["widen"]) == ["up", "up"] and list(steps["rate"]) == [0.005, 0.005]
+    assert steps.loc["sgd_momentum", "note"] == "fastest feasible 1x, but 2x not run yet (margin)"
+    commands = [shlex.split(line) for line in widen.splitlines()]
+    assert len(commands) == 2
+    for argv in commands:
+        args = argv[argv.index("main.py") + 1 :]
+        main.checked_args(args)  # the command passes main.py's checks as written
+        assert "members.lr_scale=[2]" in args and "experiment=tuned" in args
+        runnable = [a for a in args if a not in ("-m", "experiment=tuned")]
+        extra = ["lr_in_label=true", "max_steps=120", "members.seed=[1,2]", "logger=csv"]
+        train(config(tmp_path, [*runnable, *extra], experiment="unused"))
+    added = tmp_path / "results" / "tuned_v2"
+    rates, steps, widen = v2(cut, tmp_path / "second", added)
+    assert widen == "" and list(steps["rate"]) == [0.01, 0.01]
+    full, _, _ = v2(grid, tmp_path / "full")
+    pd.testing.assert_frame_equal(rates, full)
+
+
+def test_v2_evaluation_reads_zero_for_gamma_zero_and_a_lost_seed_makes_its_median_infinite(
+    grid: Path, tmp_path: Path
+) -> None:
+    """The null case of v2's evaluation, the grid's runs standing in for the evaluation seeds:
+    SGDO at γ = 0 reaches T on as many seeds as CM, its median and paired savings read 0 (p =
+    1) and no difference is shown. With its seed 2 diverged it reaches T on 1 of 2, its median
+    (a miss counting ∞) is ∞, so no median saving, and it loses, however fast its other seed."""
+    args = [str(grid), "--window", str(WINDOW), "--seeds", "1,2", "--evaluation"]
+    tune.main([*args, str(grid), "--out", str(tmp_path / "null")])
+    table = pd.read_csv(tmp_path / "null" / "tuned_table.csv").set_index("optimizer")
+    sgdo, cm = table.loc["sgdo_g0"], table.loc["sgd_momentum"]
+    assert sgdo["reached"] == cm["reached"] == 2 and sgdo["diverged"] == 0
+    assert sgdo["median_steps"] == cm["median_steps"] and sgdo["saving_median"] == 0.0
+    assert sgdo["saving_paired"] == 0.0 and sgdo["p_value"] == 1.0 and sgdo["n_paired"] == 2
+    assert (sgdo["verdict"], cm["verdict"]) == ("no difference shown", "baseline")
+    assert (tmp_path / "null" / "evaluate.sh").read_text() == ""  # nothing left to run
+    broken = tmp_path / "evaluation"
+    shutil.copytree(grid, broken)
+    meta = broken / "mlp_diabetes" / "sgdo_g0_lr0.01" / "seed=2" / "meta.json"
+    meta.write_text(meta.read_text().replace('"status": "finished"', '"status": "diverged"'))
+    tune.main([*args, str(broken), "--out", str(tmp_path / "lost")])
+    sgdo = pd.read_csv(tmp_path / "lost" / "tuned_table.csv").set_index("optimizer").loc["sgdo_g0"]
+    assert (sgdo["reached"], sgdo["diverged"], sgdo["verdict"]) == (1, 1, "loses")
+    assert math.isinf(sgdo["median_steps"]) and math.isnan(sgdo["saving_median"])
+    row = next(
+        line
+        for line in (tmp_path / "lost" / "tuned_table.md").read_text().splitlines()
+        if "sgdo_g0" in line
+    )
+    assert "| 1 of 2 " in row and "| ∞ " in row and row.rstrip(" |").endswith("loses")
