@@ -277,10 +277,16 @@ def plot_savings(table: pd.DataFrame, task: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_profile(table: pd.DataFrame, fraction: float, path: Path) -> None:
-    """Dolan–Moré profile: share of tasks an optimizer reaches T within τ × the best steps."""
+def plot_profile(table: pd.DataFrame, fraction: float, path: Path) -> str:
+    """Dolan–Moré profile: share of tasks an optimizer reaches T within τ × the best steps.
+    Returns why it was not drawn, where no optimizer reached T on any task (none is written)."""
     at = table[np.isclose(table["fraction"], fraction)]
     ratios = at.pivot_table(index="task", columns="optimizer", values="steps")
+    if ratios.empty:
+        path.unlink(missing_ok=True)
+        reasons = sorted(set(at["no_threshold"]) - {""})
+        why = "; ".join(reasons) or "no optimizer reached T"
+        return f"performance profile not drawn: no task has a crossing of T ({why})"
     ratios = ratios.div(ratios.min(axis=1), axis=0).fillna(np.inf)
     taus = np.linspace(1, max(2.0, float(np.nanmax(ratios.replace(np.inf, np.nan)) or 2)), 200)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -292,6 +298,7 @@ def plot_profile(table: pd.DataFrame, fraction: float, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return ""
 
 
 def write_tensorboard(table: pd.DataFrame, markdown: str, logdir: Path) -> None:
@@ -368,7 +375,9 @@ def report(
     (out / "table1.tex").write_text(shown.to_latex())
     headline = 0.95 if 0.95 in fractions else fractions[-1]
     write_task_mean(mean_over_tasks(all_steps, headline), out)
-    plot_profile(all_steps, headline, out / "performance_profile.png")
+    not_drawn = plot_profile(all_steps, headline, out / "performance_profile.png")
+    if not_drawn:
+        print(not_drawn)
     (out / "missing.txt").write_text("".join(f"{p}\n" for p in runs.problems))
     if tensorboard is not None:
         write_tensorboard(all_steps, markdown, tensorboard)

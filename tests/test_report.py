@@ -50,6 +50,7 @@ def write_run(
     (run / "config.yaml").write_text(config)
     meta = {
         "status": status,
+        "steps": len(loss),
         "step_time_s": step_time_s,
         "results_version": RESULTS_VERSION,
         "device": "cpu",
@@ -60,7 +61,11 @@ def write_run(
     (run / "meta.json").write_text(json.dumps(meta))
     if status == "running":
         return
-    steps = pd.DataFrame({"step": STEPS[: len(loss)], "loss": loss, "loss_base": loss})
+    # ``loss`` (at the held weights) reversed: a report reading it instead of ``loss_base``
+    # finds other crossings everywhere
+    steps = pd.DataFrame(
+        {"step": np.arange(1, len(loss) + 1), "loss": loss[::-1], "loss_base": loss}
+    )
     steps.to_csv(run / "steps.csv", index=False)
     evals = pd.DataFrame([{"stage": "test", "epoch": 0, "step": len(loss), "loss": test_loss}])
     evals.to_csv(run / "evals.csv", index=False)
@@ -364,3 +369,46 @@ def test_the_multirun_summary_leaves_the_plotting_stack_out_of_training(results:
         "sgd_momentum"
     }
     assert "left out: task_a/fast/seed=2: status running, left out" in lines
+
+
+def test_a_sweep_no_longer_than_the_window_reports_its_tables_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """300-step runs under the 400-step window have no T: the report writes its tables and
+    says in one line why it drew no performance profile (it raised on an empty maximum)."""
+    root = tmp_path / "smoke"
+    for seed in range(2):
+        write_run(root, "sgd_momentum", seed, 400.0 - np.arange(300.0))
+        write_run(root, "sgdo_g5", seed, 390.0 - np.arange(300.0))
+    report_main([str(root), "--tensorboard", ""])
+    out = root / "report"
+    assert (out / "table1.md").is_file() and (out / "task_a" / "loss_curves.png").is_file()
+    assert not (out / "performance_profile.png").exists()
+    printed = capsys.readouterr().out.splitlines()
+    why = "no threshold: sgd_momentum ran no more steps than the 400-step window"
+    assert f"performance profile not drawn: no task has a crossing of T ({why})" in printed
+
+
+def test_a_run_whose_files_disagree_with_its_meta_is_left_out_with_the_reason(
+    results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished run whose steps.csv was cut to half its rows, or to half its header line, is
+    listed in missing.txt with the reason, not read as a censored curve or a traceback."""
+    half = results / "task_a" / "sgd_momentum" / "seed=1" / "steps.csv"
+    lines = half.read_text().splitlines(keepends=True)
+    half.write_text("".join(lines[: len(lines) // 2]))
+    header = results / "task_a" / "sgd_momentum" / "seed=2" / "steps.csv"
+    header.write_text(header.read_text().splitlines()[0][:8])
+    report_main([str(results), "--smoothing", "1", "--tensorboard", ""])
+    missing = (results / "report" / "missing.txt").read_text().splitlines()
+    assert (
+        "task_a/sgd_momentum/seed=1: steps.csv holds 49 steps where meta.json records 100, left out"
+        in missing
+    )
+    assert (
+        "task_a/sgd_momentum/seed=2: steps.csv lacks its step and loss_base columns "
+        "(cut or corrupted), left out" in missing
+    )
+    table = pd.read_csv(results / "report" / "steps_to_threshold.csv")
+    assert table.loc[table["optimizer"] == "sgd_momentum", "n_seeds"].eq(1).all()
+    assert "left out" in capsys.readouterr().out

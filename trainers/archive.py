@@ -79,7 +79,14 @@ def read_folder(folder: Path) -> RunRecord | str:
     steps_csv = folder / "steps.csv"
     if status not in ENDED or not steps_csv.is_file():
         return f"status {status}"
-    steps = pd.read_csv(steps_csv)
+    try:
+        steps = pd.read_csv(steps_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        return f"steps.csv unreadable ({str(e).splitlines()[0]})"
+    if not {"step", "loss_base"} <= set(steps.columns):
+        return "steps.csv lacks its step and loss_base columns (cut or corrupted)"
+    if meta.get("steps") is not None and len(steps) != meta["steps"]:
+        return f"steps.csv holds {len(steps)} steps where meta.json records {meta['steps']}"
     evals_csv = folder / "evals.csv"
     evals = pd.read_csv(evals_csv) if evals_csv.is_file() else pd.DataFrame()
     return RunRecord(
