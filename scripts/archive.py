@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     unpacking.add_argument("archive", type=Path)
     unpacking.add_argument("--results-dir", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
+    for source in args.sources if args.command == "pack" else [args.archive]:
+        if not source.is_dir():  # before the lock, which would create its folder
+            parser.exit(2, f"{parser.prog}: error: results folder {source} does not exist\n")
     try:
         if args.command == "pack":
             out = args.out or args.sources[0] / ARCHIVE

@@ -200,3 +200,20 @@ def test_an_archive_is_merged_and_written_under_its_lock(
         assert write.is_alive() and not is_archive(archive)
     write.join()
     assert len(read_archive(archive)) == 9
+
+
+def test_a_folder_that_does_not_exist_is_refused_and_left_uncreated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in pack's or unpack's folder: one line, exit 2, as report.py and tune.py say it,
+    and no folder (pack's lock would have made one, with a .archive.lock in it)."""
+    typo = tmp_path / "results" / "typo_experiment"
+    for argv in (["pack", str(typo)], ["unpack", str(typo / "archive")]):
+        with pytest.raises(SystemExit) as stopped:
+            archive_main(argv)
+        assert stopped.value.code == 2
+        missing = typo if argv[0] == "pack" else typo / "archive"
+        assert capsys.readouterr().err == (
+            f"archive.py: error: results folder {missing} does not exist\n"
+        )
+    assert not typo.exists()

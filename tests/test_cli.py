@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,8 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(
     [
         (["--opt_name", "sgdx"], "unknown optimizer 'sgdx'; valid: "),
         (["-m", "task.sgd.lr=0.1,abc"], "task.sgd.lr='abc': expected a number"),
+        (["--opt_nme", "sgdo"], "unknown flag --opt_nme: did you mean --opt_name? valid: "),
+        (["--opt", "sgdo"], "unknown flag --opt: did you mean --opt_name? valid: "),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -163,7 +166,8 @@ def test_a_sweep_is_checked_one_value_at_a_time() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--config_override", "lr=-1"], "Invalid learning rate: -1 (must be >= 0)"),
+        (["--config_override", "lr=-1"], "task.sgd.lr=-1: expected a number >= 0"),
+        (["task.adam.lr=-0.1"], "task.adam.lr=-0.1: expected a number >= 0"),
         (
             ["--opt_name", "sgd_overshoot", "--config_override", "sgd_momentum=0"],
             "Invalid momentum: 0 with overshoot 5: overshoot needs momentum > 0",
@@ -271,6 +275,8 @@ def test_list_optimizers_gives_every_config_one_described_line(tmp_path: Path) -
     by_name = {line.split()[0]: line for line in lines}
     assert "[--opt_name sgd_overshoot]" in by_name["sgdo"]
     assert "McRae" in by_name["adam_c"] and "Lookahead" in by_name["lookahead_sgd"]
+    described = [re.sub(r"( \[[^]]*\])+$", "", line) for line in lines]  # notes cut
+    assert all(d.endswith(".") for d in described), [d for d in described if not d.endswith(".")]
 
 
 def test_a_run_held_by_another_process_is_skipped(tmp_path: Path) -> None:

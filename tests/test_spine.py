@@ -83,7 +83,7 @@ def test_validate_names_the_missing_file_for_every_dataset_family(tmp_path: Path
 def test_a_multirun_with_a_bad_optimizer_value_is_refused_before_any_job(tmp_path: Path) -> None:
     argv = ["-m", "optimizer=sgd_momentum,sgdo", "task.sgd.lr=-1", "max_steps=3"]
     lines = main_refuses(argv, tmp_path)
-    assert lines == ["main.py: error: Invalid learning rate: -1"]  # torch SGD, checked first
+    assert lines == ["main.py: error: task.sgd.lr=-1: expected a number >= 0"]
     assert not any(tmp_path.iterdir())
 
 

@@ -71,6 +71,8 @@ def check_types(cfg: DictConfig) -> None:
         for key, value in cfg.task[family].items():
             if not _is_number(value):
                 raise ValueError(f"task.{family}.{key}={value!r}: expected a number")
+        if cfg.task[family].lr < 0:  # torch would say "Invalid learning rate", naming no key
+            raise ValueError(f"task.{family}.lr={cfg.task[family].lr!r}: expected a number >= 0")
         batch = cfg.task[family].batch_size
         if not isinstance(batch, int) or batch <= 0:
             raise ValueError(f"task.{family}.batch_size={batch!r}: expected a positive integer")

@@ -5,6 +5,7 @@ the command line offers (``choices``), shared with trainers/sweeps.py."""
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -69,6 +70,24 @@ OVERRIDE_KEYS: dict[str, tuple[str, type]] = {
     "grad_clip": ("trainer.gradient_clip_val", float),
     "overshoot_delay": ("optimizer.factory.overshoot_delay", int),
 }
+# Hydra's own long flags, which pass through to it (python main.py --hydra-help lists them).
+HYDRA_FLAGS = frozenset(
+    {
+        "--multirun",
+        "--cfg",
+        "--package",
+        "--run",
+        "--config-path",
+        "--config-name",
+        "--config-dir",
+        "--info",
+        "--resolve",
+        "--shell-completion",
+        "--experimental-rerun",
+        "--hydra-help",
+        "--version",
+    }
+)
 # The reference's "default" precision is this harness's "auto"; the rest are the harness's own.
 REFERENCE_PRECISIONS = {"default": "auto"}
 
@@ -122,6 +141,7 @@ def _typed(key: str, raw: str, kind: type) -> str:
 def reference_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="main.py",
+        allow_abbrev=False,  # --opt would silently be --opt_name
         description="Overshoot benchmark harness. Reference flags below; any other argument is "
         "a Hydra override (key=value, -m for multirun). Tasks: "
         + ", ".join(choices("task"))
@@ -219,9 +239,15 @@ def _family(optimizer: str) -> str:
     return str(OmegaConf.load(CONFIGS / "optimizer" / f"{optimizer}.yaml").family)
 
 
-# Keys of earlier versions: a command that still uses one is told what replaced it.
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Separate reference flags from Hydra arguments (overrides, -m, --cfg, ...)."""
     parser = reference_parser()
     args, rest = parser.parse_known_args(argv)
+    for arg in rest:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag not in HYDRA_FLAGS:
+            known = sorted(parser._option_string_actions.keys() - {"-h"}) + sorted(HYDRA_FLAGS)
+            near = difflib.get_close_matches(flag, known, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise UsageError(f"unknown flag {flag}: {hint}valid: {', '.join(known)}")
     return translate(args), rest
