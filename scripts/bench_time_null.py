@@ -50,7 +50,14 @@ def run_grid(results: Path, task: str, steps: int, seeds: int) -> None:
         cmd += [f"optimizer.overshoot={gammas}", f"max_steps={steps}"]
         cmd += [f"results_dir={results}", "experiment_name=time_null", "hydra.sweep.dir=."]
         cmd += ["trainer.enable_progress_bar=false", "~logger"]
-        subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=results)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=results)
+        if proc.returncode != 0:  # its own one line (e.g. missing data), not a traceback
+            lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+            raise ChildFailed(f"main.py {' '.join(cmd[2:6])} failed: {lines[-1]}")
+
+
+class ChildFailed(Exception):
+    """A multirun of the bench failed; its message is the child's own last line."""
 
 
 def ratios(results: Path, task: str) -> pd.DataFrame:
@@ -102,7 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     found = []
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            run_grid(Path(tmp), args.task, args.steps, args.seeds)
+            try:
+                run_grid(Path(tmp), args.task, args.steps, args.seeds)
+            except ChildFailed as e:
+                parser.exit(2, f"{Path(__file__).name}: error: {e}\n")
             table = ratios(Path(tmp), args.task)
         found.append(table)
         print(f"repeat {repeat + 1}:")

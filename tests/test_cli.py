@@ -250,6 +250,15 @@ def test_a_job_that_cannot_run_fails_alone_in_a_multirun(tmp_path: Path) -> None
     )
 
 
+def test_a_multirun_where_no_job_finds_its_data_is_refused_before_any_job(tmp_path: Path) -> None:
+    env = {"OVERSHOOT_DATA": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"}
+    lines = main_refuses(["-m", "task=mlp_housing", "seed=0,1", "trainer=debug"], tmp_path, env)
+    assert len(lines) == 1 and lines[0].startswith(
+        "main.py: error: no job of this multirun finds its data: missing data file "
+    )
+    assert not any(tmp_path.iterdir())
+
+
 def test_missing_data_file_exits_2_naming_the_file(tmp_path: Path) -> None:
     env = {"OVERSHOOT_DATA": str(tmp_path / "empty"), "PATH": "/usr/bin:/bin"}
     last = main_refuses(["task=mlp_housing", "trainer=debug"], tmp_path, env)[-1]

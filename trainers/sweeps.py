@@ -40,29 +40,33 @@ def check_composes(args: list[str]) -> None:
     exit 2, and nothing is written.
 
     A multirun is checked by composing each swept value once (the other keys at their first
-    value), the experiment's own sweep included: linear in the values, not their product.
+    value), the experiment's own sweep included: linear in the values, not their product. Missing
+    data refuses a single run, and a multirun where no job finds its data; where some do, only
+    the others fail, and the rest run.
     """
     overrides = [a for a in args if a.startswith("~") or ("=" in a and not a.startswith("-"))]
     multirun = any(a in ("-m", "--multirun") for a in args)
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         if not multirun:
-            compose_checked(overrides, data_needed=True)
+            _, missing = compose_checked(overrides)
+            if missing:
+                raise UsageError(missing)
             return
         variants = sweep_variants(overrides, {})
         if variants is None:
             return  # a sweep Hydra's sweeper samples (e.g. Optuna intervals): left to it
-        cfg = compose_checked(variants[0])
+        cfg, missing = compose_checked(variants[0])
         params = OmegaConf.select(cfg, "hydra.sweeper.params")
         # An experiment's own sweep joins the command line's; else the first is checked already.
         rest = sweep_variants(overrides, dict(params)) if params else variants[1:]
-        for variant in rest or []:
-            compose_checked(variant)
+        found = [compose_checked(variant)[1] for variant in rest or []]
+        if missing and all(found):
+            raise UsageError(f"no job of this multirun finds its data: {missing}")
 
 
-def compose_checked(overrides: list[str], data_needed: bool = False) -> Any:
+def compose_checked(overrides: list[str]) -> tuple[Any, str]:
     """The composed config (Hydra keys included), validated as ``train`` validates it, or a
-    one-line UsageError saying what is wrong. Missing data refuses a single run
-    (``data_needed``); in a multirun only the jobs that need it fail, and the others run."""
+    one-line UsageError saying what is wrong; and the missing data file's line, if one is."""
 
     try:
         cfg = compose("config", overrides, return_hydra_config=True)
@@ -79,11 +83,10 @@ def compose_checked(overrides: list[str], data_needed: bool = False) -> Any:
     try:
         validate(cfg)
     except DataNotFoundError as e:
-        if data_needed:
-            raise UsageError(str(e).splitlines()[0]) from None
+        return cfg, str(e).splitlines()[0]
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from None
-    return cfg
+    return cfg, ""
 
 
 def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str]] | None:
