@@ -14,7 +14,16 @@ and values exit with status 2 and one line saying what is valid.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+
+if __name__ == "__main__":  # Ctrl-C while starting up (imports, checks): one line, status 130
+
+    def _interrupted_starting(*_: object) -> None:
+        print("main.py: interrupted while starting; nothing was written", file=sys.stderr)
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, _interrupted_starting)
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -69,6 +78,7 @@ def main() -> None:
         fail(str(e))
     sys.argv = [sys.argv[0], *args]
     export_harness_path()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a run stops as it documents
     hydra_main()
 
 
@@ -104,7 +114,9 @@ def _run(cfg: Any) -> float | None:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    lines = [f"status: {summary['status']} after {summary['steps']} steps"]
+    resumed = summary.get("resumed_at_steps")
+    at = f", resumed at step {', '.join(map(str, resumed))}" if resumed else ""
+    lines = [f"status: {summary['status']} after {summary['steps']} steps{at}"]
     if "members" in summary:  # a vectorized job: one line per member
         for member in summary["members"]:
             loss = member.get("test/loss")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +343,19 @@ def test_a_float32_run_counts_as_done_only_where_it_would_compute_alike(tmp_path
     assert train(config(tmp_path, float64, "f64"))["status"] == "finished"
     again = train(config(tmp_path, [*float64, "kernels=single"], "f64"))
     assert again["status"].startswith("finished (already")
+
+
+def test_ctrl_c_while_starting_is_one_line_and_status_130(tmp_path: Path) -> None:
+    """SIGINT during the seconds of imports and checks before a run starts: no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, MAIN, "task=mlp_diabetes", "max_steps=5"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr is not None
+    assert proc.stderr.read() == "main.py: interrupted while starting; nothing was written\n"
+    assert not any(tmp_path.iterdir())

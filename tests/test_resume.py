@@ -74,6 +74,9 @@ def test_killed_runs_resume_bit_for_bit(uninterrupted: tuple[Path, Path]) -> Non
     assert third.wait(timeout=300) == 0, third.stderr.read()[-2000:] if third.stderr else ""
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["status"] == "finished" and len(meta["resumed_at_steps"]) == 2
+    resumed = ", ".join(map(str, meta["resumed_at_steps"]))
+    assert third.stdout is not None
+    assert f"status: finished after 400 steps, resumed at step {resumed}\n" in third.stdout.read()
 
     columns = ["step", "epoch", "lr", "loss", "loss_base"]
     for name, cols in (("steps.csv", columns), ("evals.csv", None)):

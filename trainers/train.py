@@ -74,6 +74,7 @@ def train_run(claimed: Claim) -> dict[str, Any]:
     summary = {
         "status": recorder.status,
         "steps": trainer.global_step,
+        "resumed_at_steps": results.meta.get("resumed_at_steps", []),
         "results": str(directory),
         "logs": logs,
         **final,
