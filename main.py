@@ -58,9 +58,17 @@ def checked_args(argv: list[str]) -> list[str]:
     checked as a run would be; a UsageError names the first bad one."""
     overrides, rest = split_argv(argv)
     check_group_choices(overrides + rest)
-    args = vectorized(overrides + rest)
+    args = seeds_first(vectorized(overrides + rest))
     check_composes(args)
     return args
+
+
+def seeds_first(args: list[str]) -> list[str]:
+    """A swept ``seed`` moved before the other overrides: Hydra's sweep varies the last key
+    fastest, so each seed's optimizers then run back to back, whatever order the command gave,
+    and a shared machine's drift falls on a seed's pair alike, not on one optimizer."""
+    seed = [a for a in args if a.startswith("seed=")]
+    return seed + [a for a in args if a not in seed] if seed else args
 
 
 def main() -> None:

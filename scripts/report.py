@@ -163,6 +163,29 @@ def paired_ratio(done: pd.DataFrame, task: str, opt: str, baseline: str, compare
     return float(per_seed.median()) if len(per_seed) else math.nan
 
 
+def time_intervals(runs: Runs, table: pd.DataFrame, fraction: float) -> list[str]:
+    """Each compared step-time ratio with its 95 % interval across seeds (a t interval on the
+    per-seed log ratios), and whether it can be told from 1.00: one multirun's step times drift
+    by tens of percent on a shared machine, so a ratio alone says little."""
+    done = runs.index[runs.index["status"] == Status.FINISHED]
+    at = table[np.isclose(table["fraction"], fraction) & np.isfinite(table["step_time_ratio"])]
+    lines = []
+    for row in at[at["optimizer"] != at["baseline"]].itertuples():
+        times = done[done["task"] == row.task].pivot_table(
+            index="seed", columns="optimizer", values="step_time_s"
+        )
+        logs = np.log((times[row.optimizer] / times[row.baseline]).dropna().to_numpy())
+        ratio = f"{row.optimizer} / {row.baseline} step time {row.step_time_ratio:.2f}"
+        what = f"  time, {row.task}: {ratio}"
+        if len(logs) < 2:
+            lines.append(f"{what} (one seed pair: no interval, cannot be told from 1.00)")
+            continue
+        low, high = np.exp(logs.mean() + np.array([-1, 1]) * ci95(logs))
+        told = "" if low > 1 or high < 1 else ", cannot be told from 1.00"
+        lines.append(f"{what} (95 % interval {low:.2f}–{high:.2f}, {len(logs)} seeds{told})")
+    return lines
+
+
 def plot_curves(runs: Runs, table: pd.DataFrame, task: str, window: int, path: Path) -> None:
     """Two rows of one panel per family: the seed-mean curve smoothed as the metric smooths it,
     the threshold and each optimizer's crossing; diverged seeds are counted, not drawn. The top
@@ -376,8 +399,9 @@ def report(
     headline = 0.95 if 0.95 in fractions else fractions[-1]
     write_task_mean(mean_over_tasks(all_steps, headline), out)
     not_drawn = plot_profile(all_steps, headline, out / "performance_profile.png")
-    if not_drawn:
-        print(not_drawn)
+    for line in [*time_intervals(runs, all_steps, headline), not_drawn]:
+        if line:
+            print(line)
     (out / "missing.txt").write_text("".join(f"{p}\n" for p in runs.problems))
     if tensorboard is not None:
         write_tensorboard(all_steps, markdown, tensorboard)

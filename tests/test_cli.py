@@ -359,3 +359,21 @@ def test_ctrl_c_while_starting_is_one_line_and_status_130(tmp_path: Path) -> Non
     assert proc.stderr is not None
     assert proc.stderr.read() == "main.py: interrupted while starting; nothing was written\n"
     assert not any(tmp_path.iterdir())
+
+
+def test_each_seeds_optimizers_run_back_to_back_whatever_the_order_given() -> None:
+    """The README's order (seed last) made Hydra run every baseline seed before any Overshoot
+    seed; the jobs as Hydra's own sweeper orders them now pair by seed."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = main.checked_args(["-m", "optimizer=adamw,adamo", "optimizer.overshoot=0", "seed=0,1"])
+    overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a])
+    (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    order = [(job[0], job[1]) for job in jobs]
+    assert order == [
+        ("seed=0", "optimizer=adamw"),
+        ("seed=0", "optimizer=adamo"),
+        ("seed=1", "optimizer=adamw"),
+        ("seed=1", "optimizer=adamo"),
+    ]

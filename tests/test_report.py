@@ -412,3 +412,29 @@ def test_a_run_whose_files_disagree_with_its_meta_is_left_out_with_the_reason(
     table = pd.read_csv(results / "report" / "steps_to_threshold.csv")
     assert table.loc[table["optimizer"] == "sgd_momentum", "n_seeds"].eq(1).all()
     assert "left out" in capsys.readouterr().out
+
+
+def test_time_ratios_carry_an_interval_across_seeds_and_say_when_they_are_not_told_from_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per seed the ratios are 1.1, 0.9, 1.0 (``even``: not told from 1.00) and 2.0, 2.2, 1.8
+    (``slow``: told apart); the interval is a t interval on their logs."""
+    root = tmp_path / "exp"
+    for seed, (even, slow) in enumerate([(1.1, 2.0), (0.9, 2.2), (1.0, 1.8)]):
+        write_run(root, "sgd_momentum", seed, 100.0 - STEPS, step_time_s=0.01)
+        write_run(root, "even", seed, 100.0 - STEPS, step_time_s=0.01 * even)
+        write_run(root, "slow", seed, 100.0 - STEPS, step_time_s=0.01 * slow)
+    report_main([str(root), "--smoothing", "1", "--tensorboard", ""])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "step time" in line]
+
+    def interval(ratios: list[float]) -> str:
+        logs = np.log(ratios)
+        low, high = np.exp(logs.mean() + np.array([-1, 1]) * ci95(logs))
+        return f"{low:.2f}–{high:.2f}"
+
+    assert lines == [
+        f"  time, task_a: even / sgd_momentum step time 1.00 (95 % interval "
+        f"{interval([1.1, 0.9, 1.0])}, 3 seeds, cannot be told from 1.00)",
+        f"  time, task_a: slow / sgd_momentum step time 2.00 (95 % interval "
+        f"{interval([2.0, 2.2, 1.8])}, 3 seeds)",
+    ]
