@@ -11,6 +11,8 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+HELD = "held by another process (still training), left out"
+
 
 class MultirunSummary(Callback):
     """Prints the table at the end of a multirun, also one in which a job failed.
@@ -55,7 +57,12 @@ def print_summary(config: DictConfig) -> None:
     table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]
 
     print(steps_summary(pd.concat(table, ignore_index=True)))
+    elsewhere = [p for p in runs.problems if p.endswith(HELD)]
     for problem in runs.problems:
-        print(f"left out: {problem}")
+        if problem not in elsewhere:
+            print(f"left out: {problem}")
+    if elsewhere:  # a concurrent multirun's runs: not this one's business, but not forgotten
+        runs_ = f"{len(elsewhere)} run{'s' if len(elsewhere) != 1 else ''}"
+        print(f"not yet in the table: {runs_} still training in another process")
     print(f"archive: {archive} ({len(records)} runs)")
     print(f"full report: python scripts/report.py {results} {archive}")

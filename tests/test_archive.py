@@ -20,7 +20,7 @@ from scripts.report import report
 from scripts.sweep_summary import print_summary
 from tests.launch import config
 from trainers.archive import ARCHIVE, MergeError, archive_lock, is_archive, read_archive
-from trainers.results import RunPath
+from trainers.results import RunPath, folder_lock
 from trainers.train import train
 
 STEPS = 450  # past the 400-step window: thresholds and crossings are computed
@@ -217,3 +217,29 @@ def test_a_folder_that_does_not_exist_is_refused_and_left_uncreated(
             f"archive.py: error: results folder {missing} does not exist\n"
         )
     assert not typo.exists()
+
+
+def test_a_concurrent_multiruns_running_runs_are_counted_not_listed_as_left_out(
+    grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two multiruns of one experiment: the one that ends first finds the other's runs still
+    training (their folders locked). It says how many in one line instead of listing each as
+    left out; a running run nobody holds (a killed one) is still listed."""
+    results = tmp_path / "results" / "grid"
+    shutil.copytree(grid, results)
+    for seed in (7, 8):
+        folder = RunPath("grid", "mlp_diabetes", "adamo_g5", seed).folder(tmp_path / "results")
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text('{"status": "running", "results_version": 2}')
+        (folder / ".lock").touch()
+    held = RunPath("grid", "mlp_diabetes", "adamo_g5", 7).folder(tmp_path / "results")
+    cfg = OmegaConf.create({"results_dir": str(results.parent), "experiment_name": "grid"})
+    with folder_lock(held) as mine:
+        assert mine
+        thread = threading.Thread(target=print_summary, args=(cfg,))  # as another process
+        thread.start()
+        thread.join()
+    out = capsys.readouterr().out
+    assert "not yet in the table: 1 run still training in another process" in out
+    assert "left out: mlp_diabetes/adamo_g5/seed=8: status running, left out" in out
+    assert "seed=7" not in out

@@ -34,6 +34,8 @@ from trainers.results import (
     RELAUNCH_KEYS,
     STEP_FIELDS,
     RunPath,
+    Status,
+    folder_lock,
     read_meta,
     stale,
     write_atomic,
@@ -78,6 +80,10 @@ def read_folder(folder: Path) -> RunRecord | str:
         return str(stale(meta))
     steps_csv = folder / "steps.csv"
     if status not in ENDED or not steps_csv.is_file():
+        if status == Status.RUNNING and (folder / ".lock").is_file():
+            with folder_lock(folder) as free:
+                if not free:
+                    return f"status {status}, held by another process (still training)"
         return f"status {status}"
     try:
         steps = pd.read_csv(steps_csv)

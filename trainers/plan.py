@@ -24,8 +24,8 @@ from trainers.checks import validate
 from trainers.ddp import process_rank
 from trainers.labels import run_folder, uses_overshoot
 from trainers.optim import optimizer_factory
-from trainers.relaunch import ended_summary, folder_lock, refuse_other_settings, resume_point
-from trainers.results import write_atomic
+from trainers.relaunch import ended_summary, refuse_other_settings, resume_point
+from trainers.results import folder_lock, write_atomic
 
 GROUP_FILE = "members.json"  # the members a vectorized job's checkpoint holds, in order
 

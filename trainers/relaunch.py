@@ -3,12 +3,9 @@ that stopped, refuse one with other settings, and let only one process write the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from trainers.checkpoints import last_checkpoint
@@ -16,22 +13,6 @@ from trainers.checks import resolved_precision
 from trainers.compute import compute_change, planned_compute
 from trainers.labels import uses_overshoot
 from trainers.results import ENDED, RELAUNCH_KEYS, read_meta, stale
-
-
-@contextmanager
-def folder_lock(directory: Path) -> Iterator[bool]:
-    """Holds the folder's lock while the run trains; yields False if another process holds it
-    (parallel jobs of a sweep, e.g. the same CM run listed once per γ of a grid)."""
-    lock = FileLock(directory / ".lock")
-    try:
-        lock.acquire(blocking=False)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
 
 
 def ended_summary(directory: Path) -> dict[str, Any] | None:

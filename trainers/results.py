@@ -14,10 +14,13 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
+
+from filelock import FileLock, Timeout
 
 STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time", "step_time"]
 
@@ -95,6 +98,22 @@ class RunPath:
 def run_folders(root: Path) -> Iterator[Path]:
     """Every run folder under ``root`` (a results_dir or one experiment in it), sorted."""
     return (p for p in sorted(root.glob(f"**/{SEED_PREFIX}*")) if p.is_dir())
+
+
+@contextmanager
+def folder_lock(directory: Path) -> Iterator[bool]:
+    """Holds the folder's lock while the run trains; yields False if another process holds it
+    (parallel jobs of a sweep, e.g. the same CM run listed once per γ of a grid)."""
+    lock = FileLock(directory / ".lock")
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def stale(meta: dict[str, Any]) -> str | None:
