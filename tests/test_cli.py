@@ -377,3 +377,13 @@ def test_each_seeds_optimizers_run_back_to_back_whatever_the_order_given() -> No
         ("seed=1", "optimizer=adamw"),
         ("seed=1", "optimizer=adamo"),
     ]
+
+
+def test_an_ad_hoc_runs_logs_are_named_for_what_it_ran(tmp_path: Path) -> None:
+    """TensorBoard lists runs by job name: task, optimizer, γ and seed, not 'test' for all."""
+    from tests.launch import main_config
+
+    cfg = main_config(["optimizer=adamo", "seed=3"], tmp_path, tmp_path)
+    assert cfg.job_name == "mlp_diabetes_adamo_g5_seed3"
+    cfg = main_config(["--opt_name", "sgd_momentum", "--job_name", "mine"], tmp_path, tmp_path)
+    assert cfg.job_name == "mine"
