@@ -28,9 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams, use_foreach
 from overshoot.compiled import Kernel, check_fused, check_fused_flags, scalars
-from overshoot.sgdo import _use_foreach
 
 __all__ = ["AdamO", "adamo", "overshoot_at_step"]
 
@@ -64,6 +63,17 @@ def _coefficients(
     cm = step_size + lr * overshoot / c1 - k_old / beta1
     cg = k_old * (1 - beta1) / beta1
     return cm, cg, (1 - beta2**step) ** 0.5
+
+
+def _keys(
+    params: list[Tensor], steps: list[int], prevs: list[tuple[float, float]], gammas: list[float]
+) -> list[tuple[Any, ...]]:
+    """A kernel call's bucket: device, dtype and the step's per-tensor scalars (t, the last
+    step's η and γ, this step's γ)."""
+    return [
+        (p.device, p.dtype, t, prev, gamma)
+        for p, t, prev, gamma in zip(params, steps, prevs, gammas, strict=True)
+    ]
 
 
 def _single_tensor_adamo(
@@ -129,11 +139,8 @@ def _multi_tensor_adamo(
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    buckets: dict[tuple[Any, ...], list[int]] = {}
-    for i, p in enumerate(params):
-        key = (p.device, p.dtype, steps[i], prevs[i], overshoots[i])
-        buckets.setdefault(key, []).append(i)
-    for (_, _, step, prev, overshoot), idx in buckets.items():
+    keys = _keys(params, steps, prevs, overshoots)
+    for (_, _, step, prev, overshoot), idx in buckets(keys).items():
         cm, cg, c2_sqrt = _coefficients(
             step,
             prev,
@@ -220,11 +227,8 @@ def _fused_adamo(
     """One pass per tensor. While no overshoot is in force (γ = 0, the delay) the update is
     AdamW's and runs torch's fused AdamW kernel, equal to torch's fused AdamW bit for bit;
     otherwise the compiled AdamO kernel."""
-    buckets: dict[tuple[Any, ...], list[int]] = {}
-    for i, p in enumerate(params):
-        key = (p.device, p.dtype, steps[i], prevs[i], overshoots[i])
-        buckets.setdefault(key, []).append(i)
-    for (device, dtype, step, prev, overshoot), idx in buckets.items():
+    keys = _keys(params, steps, prevs, overshoots)
+    for (device, dtype, step, prev, overshoot), idx in buckets(keys).items():
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         ms = [exp_avgs[i] for i in idx]
@@ -331,7 +335,6 @@ class AdamO(OvershootOptimizer):
         amsgrad: bool = False,
         fused: bool | None = None,
     ) -> None:
-        _check_adam_hparams(lr, betas, eps, weight_decay, overshoot, overshoot_delay)
         check_fused_flags("AdamO", fused, foreach)
         defaults = dict(
             lr=lr,
@@ -347,6 +350,14 @@ class AdamO(OvershootOptimizer):
         )
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, its hyperparameters checked once here (``__init__`` adds each group)."""
+        super().add_param_group(param_group)
+        g = self.param_groups[-1]
+        _check_adam_hparams(
+            g["lr"], g["betas"], g["eps"], g["weight_decay"], g["overshoot"], g["overshoot_delay"]
+        )
+
     @property
     def compiles(self) -> bool:
         return any(group.get("fused") for group in self.param_groups)
@@ -354,21 +365,9 @@ class AdamO(OvershootOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one AdamO step with the gradients currently in ``p.grad`` (taken at θ′)."""
-        self._check_can_step()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._begin_step(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            _check_adam_hparams(
-                group["lr"],
-                group["betas"],
-                group["eps"],
-                group["weight_decay"],
-                group["overshoot"],
-                group["overshoot_delay"],
-            )
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -395,7 +394,7 @@ class AdamO(OvershootOptimizer):
                 eps=group["eps"],
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
-                foreach=_use_foreach(group["foreach"], params),
+                foreach=use_foreach(group["foreach"], params),
                 fused=bool(group.get("fused")),
             )
             for s, t, gamma in zip(states, steps, overshoots, strict=True):

@@ -9,15 +9,34 @@ steps at base weights and stores the position in the state dict.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.optim import Optimizer
 
 _AT_BASE_KEY = "overshoot_at_base"
 _PATH_KEYS = ("foreach", "fused")
+K = TypeVar("K", bound=Hashable)
+
+
+def buckets(keys: Iterable[K]) -> dict[K, list[int]]:
+    """The indices of equal keys, in first-seen order: a multi-tensor kernel takes one bucket
+    of tensors that share a device, a dtype and the step's scalars. (torch's
+    ``_group_tensors_by_device_and_dtype`` groups by device and dtype alone; these steps also
+    split on per-tensor scalars such as the last step's η and γ.)"""
+    out: dict[K, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return out
+
+
+def use_foreach(foreach: bool | None, params: list[torch.Tensor]) -> bool:
+    """Like torch: foreach by default where its fused kernels exist (not on CPU)."""
+    if foreach is not None:
+        return foreach
+    return bool(params) and all(p.device.type != "cpu" for p in params)
 
 
 class OvershootOptimizer(Optimizer):
@@ -105,12 +124,18 @@ class OvershootOptimizer(Optimizer):
             else:
                 self.move_to_overshoot()
 
-    def _check_can_step(self) -> None:
+    def _begin_step(self, closure: Callable[[], float] | None) -> float | None:
+        """Every step's start: refuse one at the base weights (its gradients would be taken at
+        θ, not θ′), then the closure's loss, computed with gradients on."""
         if self._at_base:
             raise RuntimeError(
                 f"{type(self).__name__}.step() called while the parameters hold the base "
                 "weights; call move_to_overshoot() (or leave the base_weights() block) first"
             )
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from overshoot.wrapping import WrappingOptimizer
+from overshoot.inner import WrappingOptimizer
 
 __all__ = ["CriticalGradients"]
 

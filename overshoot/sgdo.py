@@ -27,7 +27,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams, use_foreach
 from overshoot.compiled import check_fused, check_fused_flags
 
 __all__ = ["SGDO", "sgdo"]
@@ -47,6 +47,8 @@ def _coefficients(
     mu = momentum + weight_decay * overshoot_prev * lr_prev
     if overshoot_prev == 0.0 or lr_prev == 0.0:
         return mu, 0.0, (1.0 + overshoot) * lr
+    if mu == 0.0:  # momentum set to 0 after __init__ checked it: the update is undefined
+        check_overshoot_hparams(overshoot_prev, lr=lr, momentum=momentum)
     if lr == 0.0:
         return mu, overshoot_prev * lr_prev / mu, -1.0
     a = (overshoot_prev / mu) * (lr_prev / lr)
@@ -95,10 +97,8 @@ def _multi_tensor_sgdo(
     weight_decay: float,
     maximize: bool,
 ) -> None:
-    buckets: dict[tuple[torch.device, torch.dtype, tuple[float, float]], list[int]] = {}
-    for i, p in enumerate(params):
-        buckets.setdefault((p.device, p.dtype, prevs[i]), []).append(i)
-    for (_, _, prev), idx in buckets.items():
+    keys = ((p.device, p.dtype, prev) for p, prev in zip(params, prevs, strict=True))
+    for (_, _, prev), idx in buckets(keys).items():
         mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
@@ -156,11 +156,11 @@ def _fused_sgdo(
     foreach_step = functools.partial(
         _multi_tensor_sgdo, lr=lr, momentum=momentum, overshoot=overshoot, weight_decay=weight_decay
     )
-    buckets: dict[tuple[Any, ...], list[int]] = {}
-    for i, p in enumerate(params):
-        key = (p.device, p.dtype, prevs[i], bufs[i] is None, scales[i])
-        buckets.setdefault(key, []).append(i)
-    for (_, _, prev, first, alpha), idx in buckets.items():
+    keys = (
+        (p.device, p.dtype, prev, buf is None, scale)
+        for p, prev, buf, scale in zip(params, prevs, bufs, scales, strict=True)
+    )
+    for (_, _, prev, first, alpha), idx in buckets(keys).items():
         mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
@@ -254,13 +254,6 @@ def sgdo(
     )
 
 
-def _use_foreach(foreach: bool | None, params: list[Tensor]) -> bool:
-    """Like torch: foreach by default where its fused kernels exist (not on CPU)."""
-    if foreach is not None:
-        return foreach
-    return bool(params) and all(p.device.type != "cpu" for p in params)
-
-
 class SGDO(OvershootOptimizer):
     """SGD with momentum whose gradients are taken γ× further along the last update.
 
@@ -283,10 +276,7 @@ class SGDO(OvershootOptimizer):
         maximize: bool = False,
         fused: bool | None = None,
     ) -> None:
-        check_overshoot_hparams(overshoot, lr=lr, momentum=momentum)
         check_fused_flags("SGDO", fused, foreach)
-        if not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay: {weight_decay} (must be >= 0)")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -298,16 +288,19 @@ class SGDO(OvershootOptimizer):
         )
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, its hyperparameters checked once here (``__init__`` adds each group)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        check_overshoot_hparams(group["overshoot"], lr=group["lr"], momentum=group["momentum"])
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"Invalid weight_decay: {group['weight_decay']} (must be >= 0)")
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one SGDO step with the gradients currently in ``p.grad`` (taken at θ′)."""
-        self._check_can_step()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._begin_step(closure)
         for group in self.param_groups:
-            check_overshoot_hparams(group["overshoot"], lr=group["lr"], momentum=group["momentum"])
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -330,7 +323,7 @@ class SGDO(OvershootOptimizer):
                 overshoot=group["overshoot"],
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
-                foreach=_use_foreach(group["foreach"], params),
+                foreach=use_foreach(group["foreach"], params),
                 fused=bool(group.get("fused")),
                 momentum_scales=scales,
             )

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from overshoot.base import OvershootOptimizer, check_overshoot_hparams
-from overshoot.wrapping import WrappingOptimizer
+from overshoot.inner import WrappingOptimizer
 
 __all__ = ["TwoModelOvershoot"]
 
@@ -75,11 +75,7 @@ class TwoModelOvershoot(OvershootOptimizer, WrappingOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Step the base weights with the model's gradients, then overshoot the model's weights."""
-        self._check_can_step()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._begin_step(closure)
         for held_p, base_p in zip(self._held, self._base, strict=True):
             base_p.grad = held_p.grad
             held_p.copy_(base_p)

@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from overshoot.base import OvershootOptimizer, check_overshoot_hparams
+from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams
 from overshoot.compiled import Kernel, check_fused, scalars
-from overshoot.wrapping import WrappingOptimizer
+from overshoot.inner import WrappingOptimizer
 
 __all__ = ["Overshoot"]
 
@@ -61,12 +61,9 @@ class Overshoot(OvershootOptimizer, WrappingOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Step the inner optimizer at the base weights with the gradients taken at θ′."""
-        self._check_can_step()
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        moved: dict[tuple[torch.device, torch.dtype, float, float], list[Tensor]] = {}
+        loss = self._begin_step(closure)
+        params: list[Tensor] = []
+        keys: list[tuple[torch.device, torch.dtype, float, float]] = []
         new: list[Tensor] = []
         for group in self.param_groups:
             for p in group["params"]:
@@ -78,20 +75,21 @@ class Overshoot(OvershootOptimizer, WrappingOptimizer):
                     state = self.state[p]
                     state["overshoot_update"] = torch.zeros_like(p)
                     state["overshoot_prev"] = 0.0
-                key = (p.device, p.dtype, state["overshoot_prev"], group["overshoot"])
-                moved.setdefault(key, []).append(p)
+                params.append(p)
+                keys.append((p.device, p.dtype, state["overshoot_prev"], group["overshoot"]))
                 state["overshoot_prev"] = group["overshoot"]
         if self._fused:
             check_fused("Overshoot", new)
-        buckets = [(ps, self._updates(ps), key[2:]) for key, ps in moved.items()]
-        for ps, us, (gamma_prev, _) in buckets:
+        moved = [([params[i] for i in idx], key[2:]) for key, idx in buckets(keys).items()]
+        steps = [(ps, self._updates(ps), gammas) for ps, gammas in moved]
+        for ps, us, (gamma_prev, _) in steps:
             if self._fused:
                 _RESTORE_KERNEL(ps, us, *scalars(ps[0].dtype, gamma_prev))
             else:
                 torch._foreach_sub_(ps, us, alpha=gamma_prev)
                 torch._foreach_copy_(us, ps)
         self.optimizer.step()
-        for ps, us, (_, gamma) in buckets:
+        for ps, us, (_, gamma) in steps:
             if self._fused:
                 _OVERSHOOT_KERNEL(ps, us, *scalars(ps[0].dtype, gamma))
             else:

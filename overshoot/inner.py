@@ -1,4 +1,5 @@
-"""Base for optimizers that wrap another one and share its param groups."""
+"""Base for optimizers that wrap an inner one and share its param groups (Overshoot, the two-model
+reference, Critical Gradients)."""
 
 from __future__ import annotations
 
