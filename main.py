@@ -67,8 +67,13 @@ def seeds_first(args: list[str]) -> list[str]:
     """A swept ``seed`` moved before the other overrides: Hydra's sweep varies the last key
     fastest, so each seed's optimizers then run back to back, whatever order the command gave,
     and a shared machine's drift falls on a seed's pair alike, not on one optimizer."""
-    seed = [a for a in args if a.startswith("seed=")]
-    return seed + [a for a in args if a not in seed] if seed else args
+    at = [i for i, a in enumerate(args) if "=" in a and not a.startswith("-")]
+    overrides = [args[i] for i in at]
+    seed = [a for a in overrides if a.startswith("seed=")]
+    out = list(args)  # flags (-m, --cfg job, ...) keep their places; overrides are reordered
+    for i, a in zip(at, seed + [a for a in overrides if a not in seed], strict=True):
+        out[i] = a
+    return out
 
 
 def main() -> None:
