@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import main
+from trainers.reference_flags import UsageError
 
 RESULTS = Path(main.__file__).resolve().parent / "results"
 READMES = sorted(RESULTS.glob("*/README.md"))
@@ -29,7 +30,11 @@ def test_results_readme_commands_compose_and_report_into_their_folder(readme: Pa
     reports = [c[c.index(script) + 1 :] for c in lines for script in DERIVE if script in c]
     assert runs and reports, readme
     for argv in runs:
-        main.checked_args(argv)
+        try:
+            main.checked_args(argv)
+        except UsageError as e:  # composes and validates; only its data is not on this machine
+            if "missing data file" not in str(e):
+                raise
     folder = f"results/{readme.parent.name}"
     for report in reports:  # from the folder's runs or its archives, into the folder
         assert report[0] in (folder, f"{folder}/archive"), report
