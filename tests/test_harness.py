@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from tests.fake_data import (
     write_cifar,
@@ -143,9 +144,11 @@ def test_every_task_and_family_runs_and_writes_results(tmp_path: Path) -> None:
             assert same[0] and not all(same[1:]) if label == "sgdo_g5" else all(same), task
             evals = pd.read_csv(run / "evals.csv")
             assert "test" in set(evals["stage"])
-            assert (run / "config.yaml").read_text().count(f"name: {task}") == 1
+            assert OmegaConf.load(run / "config.yaml").task.name == task
             assert not list(run.glob("*.part"))
-    assert list((tmp_path / "lightning_logs" / "all").glob("test/version_*/events.out.tfevents.*"))
+    logs = tmp_path / "lightning_logs" / "all"  # each run's TensorBoard name says what ran
+    for task in plain.split(","):
+        assert list(logs.glob(f"{task}_sgdo_g5_seed0/version_*/events.out.tfevents.*")), task
 
 
 @pytest.mark.slow
@@ -178,7 +181,9 @@ def test_the_readmes_quick_comparison_reads_like_a_result(
     assert "nan" not in table and "not reached" not in table and "censored=0" in table
     shown = block.split("```\n")[2].split("```")[0]  # the table the README prints
     got = {line.split()[1]: line.split() for line in table.splitlines()[1:3]}
-    for line in shown.strip().splitlines():  # the crossings to within 1 % (float32 elsewhere)
+    *crossings, time = shown.strip().splitlines()
+    assert time.startswith("  time, mlp_diabetes: sgdo_g5 / sgd_momentum step time ")
+    for line in crossings:  # the crossings to within 1 % (float32 elsewhere)
         words = line.split()
         assert float(got[words[1]][2]) == pytest.approx(float(words[2]), rel=0.01), line
         assert got[words[1]][3:5] == words[3:5] == ["n=3", "censored=0"], line
@@ -186,7 +191,8 @@ def test_the_readmes_quick_comparison_reads_like_a_result(
     assert sorted(archive["optimizer"]) == ["sgd_momentum"] * 3 + ["sgdo_g5"] * 3
     monkeypatch.chdir(tmp_path)
     report_main([*report[2:], "--tensorboard", ""])
-    assert "nan" not in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "nan" not in printed and time.split("step time")[0] + "step time" in printed
     assert (tmp_path / "results/quick/report/mlp_diabetes/loss_curves.png").is_file()
 
 
