@@ -24,3 +24,20 @@ class TaskModel(nn.Module):
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra per-batch metrics (e.g. accuracy); none by default."""
         return {}
+
+    # Vectorized members (trainers/stacked.py) run ``torch.vmap`` over the three methods above,
+    # whose per-call work costs a small model more than its arithmetic. A model that is a plain
+    # stack of layers can say so, and compute its members' losses and metrics on stacked
+    # outputs (members × batch × ...) directly; None: vmap does it.
+
+    def member_layers(self) -> nn.Sequential | None:
+        """The forward as Flatten, Linear and elementwise layers in sequence, if it is that."""
+        return None
+
+    def member_losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Each member's ``loss`` (members,) from stacked ``out`` and ``y``."""
+        return None
+
+    def member_metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Each member's ``metrics``, each (members,), as ``member_losses`` takes them."""
+        return None

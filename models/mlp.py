@@ -35,3 +35,17 @@ class MLP(TaskModel):
         if self.task == "regression":
             return {}
         return {"accuracy": (out.argmax(dim=1) == y).float().mean()}
+
+    def member_layers(self) -> nn.Sequential:
+        return self.net
+
+    def member_losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            return nn.functional.mse_loss(out, y, reduction="none").flatten(1).mean(dim=1)
+        per_row = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none")
+        return per_row.view(out.shape[:2]).mean(dim=1)
+
+    def member_metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.task == "regression":
+            return {}
+        return {"accuracy": (out.argmax(dim=-1) == y).float().mean(dim=1)}

@@ -378,3 +378,41 @@ def test_ended_members_stop_costing_and_change_no_survivor(
             held, kept = (torch.load(last_checkpoint(f))["state_dict"] for f in (a, b))
             for key in held:
                 assert torch.equal(held[key], kept[key]), key
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_an_mlps_members_as_batched_products_equal_vmap(task: str) -> None:
+    """An MLP's members run as batched matrix products (``TaskModel.member_layers``) and their
+    losses and metrics straight on the stacked outputs: the same numbers as vmap over the
+    model's own forward, loss and metrics, in training (a batch per member) and evaluation
+    (one batch for all), with ended members left out."""
+    from models.mlp import MLP
+    from trainers.stacked import Members
+
+    torch.manual_seed(0)
+    sizes, classes = [6, 5, 4, 3], task == "classification"
+    models = [MLP(sizes, task).double() for _ in range(3)]
+    direct, generic = Members(models), Members(models)
+    generic.layers = None  # vmap over functional_call, the path every other model takes
+    x = torch.randn(3, 7, 2, 3, dtype=torch.float64)  # Flatten turns (2, 3) into 6
+    y = torch.randint(0, 3, (3, 7)) if classes else torch.randn(3, 7, 3, dtype=torch.float64)
+    for live in (None, [0, 2]):
+        for members in (direct, generic):
+            if live:
+                members.keep(live)
+        for training in (True, False):
+            direct.train(training), generic.train(training)
+            inputs, targets = (x, y) if training else (x[1], y[1])
+            ours, theirs = direct(inputs), generic(inputs)
+            torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+            torch.testing.assert_close(
+                direct.loss(ours, targets),
+                generic.loss(theirs, targets),
+                rtol=1e-12,
+                atol=0,
+                equal_nan=True,
+            )
+            ours_m, theirs_m = direct.metrics(ours, targets), generic.metrics(theirs, targets)
+            assert ours_m.keys() == theirs_m.keys() == ({"accuracy"} if classes else set())
+            for k in ours_m:
+                torch.testing.assert_close(ours_m[k], theirs_m[k], equal_nan=True)

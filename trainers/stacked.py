@@ -35,6 +35,21 @@ def _key(name: str) -> str:
     return name.replace(".", ":")  # nn.Module names cannot hold dots
 
 
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Identity)
+
+
+def _plain_layers(skeleton: TaskModel) -> tuple[str, nn.Sequential] | None:
+    """(its parameters' name prefix, the layers) where the model says its forward is a plain
+    stack of Flatten, Linear and elementwise layers (an MLP); None for any other model."""
+    layers = skeleton.member_layers() if isinstance(skeleton, TaskModel) else None  # any Module
+    if layers is None or not all(
+        isinstance(m, (nn.Flatten, nn.Linear, *ELEMENTWISE)) for m in layers
+    ):
+        return None
+    name = next(n for n, m in skeleton.named_modules() if m is layers)
+    return (f"{name}." if name else ""), layers
+
+
 class Members(TaskModel):
     """``models`` side by side, in blocks of ``block_sizes`` members (default: one block).
 
@@ -66,6 +81,7 @@ class Members(TaskModel):
             self.blocks.append(block)
             start += size
         self.sizes = sizes
+        self.layers = _plain_layers(skeleton)
         self.live: torch.Tensor | None = None  # indices of the members computed; None: all
         # what the forward computes: (block, its live members' indices in it; None: all)
         self.parts: list[tuple[int, torch.Tensor | None]] = [(b, None) for b in range(len(sizes))]
@@ -130,9 +146,11 @@ class Members(TaskModel):
         """The live members' outputs (live × ...), in member order."""
         self._place(x.device)
         params = self._stacked(self.names)
-        buffers = self._stacked(self.buffer_names)
         if self.live is not None and self.training:  # one batch per member
             x = x.index_select(0, self.live)
+        if self.layers is not None:
+            return self._layers_forward(params, x)
+        buffers = self._stacked(self.buffer_names)
 
         def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
             return functional_call(self.skeleton, (p, b), (x,))
@@ -142,13 +160,43 @@ class Members(TaskModel):
         assert isinstance(out, torch.Tensor)
         return out
 
+    def _layers_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """A plain stack of layers (``TaskModel.member_layers``) as batched matrix products: the
+        arithmetic vmap would do, without its per-call work. ``x`` is one batch per member in
+        training (members × batch × ...), one batch for all in evaluation."""
+        assert self.layers is not None
+        prefix, layers = self.layers
+        stacked = self.training
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.Flatten):
+                x = x.flatten(layer.start_dim + stacked, layer.end_dim)
+            elif isinstance(layer, nn.Linear):
+                weight = params[f"{prefix}{i}.weight"].transpose(1, 2)
+                bias = params.get(f"{prefix}{i}.bias")
+                if stacked:
+                    x = x.bmm(weight) if bias is None else bias.unsqueeze(1).baddbmm(x, weight)
+                else:  # the one batch against every member's weights
+                    x = x.matmul(weight) if bias is None else x.matmul(weight) + bias.unsqueeze(1)
+                    stacked = True
+            else:
+                x = layer(x)
+        return x
+
     def _targets(self, y: torch.Tensor) -> torch.Tensor:
         if self.live is not None and self.training:
             return y.index_select(0, self.live)
         return y
 
+    def _stacked_targets(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``y`` as one batch per live member, as the model's ``member_*`` methods take it."""
+        y = self._targets(y)
+        return y if self.training else y.expand(len(out), *y.shape)
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Each member's loss (members,); ``out`` is the forward's."""
+        direct = self.skeleton.member_losses(out, self._stacked_targets(out, y))
+        if direct is not None:
+            return self._spread(direct)
         in_dims = (0, 0 if self.training else None)
         losses = vmap(self.skeleton.loss, in_dims=in_dims)(out, self._targets(y))
         assert isinstance(losses, torch.Tensor)
@@ -156,6 +204,9 @@ class Members(TaskModel):
 
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each member's metrics, each (members,)."""
+        direct = self.skeleton.member_metrics(out, self._stacked_targets(out, y))
+        if direct is not None:
+            return {k: self._spread(v) for k, v in direct.items()}
         in_dims = (0, 0 if self.training else None)
         found = vmap(self.skeleton.metrics, in_dims=in_dims)(out, self._targets(y))
         assert isinstance(found, dict)
