@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,3 +22,15 @@ def test_bench_time_null_without_data_says_the_childs_line_and_exits_2(tmp_path:
         "optimizer=sgd_momentum,sgdo failed: main.py: error: no job of this multirun finds its "
         f"data: missing data file {tmp_path / 'empty'}/"
     )
+
+
+def test_bench_members_runs_dry_on_the_embedded_task(capsys: pytest.CaptureFixture[str]) -> None:
+    """Two steps of each loop, so the bench cannot rot; its numbers are not checked here."""
+    from scripts import bench_members
+
+    bench_members.main(
+        ["--tasks", "mlp_diabetes", "--steps", "2", "--repeats", "1", "--members", "2"]
+    )
+    out = capsys.readouterr().out
+    assert "mlp_diabetes: plain loop " in out and "null pair " in out and "MFLOP/step" in out
+    assert "  S=2 " in out and "x plain" in out and "protocol at paper_v1's " in out
