@@ -1,50 +1,30 @@
-"""Hydra callback: after a multirun, print the steps-to-95 % table of the experiment's results
-and pack its runs into the experiment's archive."""
+"""After a multirun (trainers/sweep_end.py runs this), the steps-to-95 % table of the
+experiment's results, its runs packed into the experiment's archive.
+
+    python scripts/sweep_summary.py RESULTS_DIR EXPERIMENT
+"""
 
 from __future__ import annotations
 
-import atexit
+import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.archive import pack
+from scripts.collect import runs_from
+from scripts.threshold import steps_summary, steps_to_threshold
+from trainers.archive import ARCHIVE
 
 HELD = "held by another process (still training), left out"
-
-
-class MultirunSummary(Callback):
-    """Prints the table at the end of a multirun, also one in which a job failed.
-
-    Hydra skips ``on_multirun_end`` when a job fails (it reports the failure and exits 1 once
-    every job has run), so the table of the jobs that did run is then printed at exit.
-    """
-
-    def __init__(self) -> None:
-        self._owed: DictConfig | None = None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._owed = config
-        atexit.register(self._print_if_owed)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._owed = None
-        print_summary(config)
-
-    def _print_if_owed(self) -> None:
-        if self._owed is not None:
-            print_summary(self._owed)
 
 
 def print_summary(config: DictConfig) -> None:
     """The steps-to-95 % table of the experiment's runs (its folders and its archive), and the
     archive brought up to date with them, a run trained again replacing its archived self."""
-    from scripts.archive import pack  # no plotting stack in training
-    from scripts.collect import runs_from
-    from scripts.threshold import steps_summary, steps_to_threshold
-    from trainers.archive import ARCHIVE
-
     results = Path(config.results_dir) / str(config.experiment_name)
     archive = results / ARCHIVE
     # A folder that differs from its archived run was trained again (force=true): it stands.
@@ -66,3 +46,8 @@ def print_summary(config: DictConfig) -> None:
         print(f"not yet in the table: {runs_} still training in another process")
     print(f"archive: {archive} ({len(records)} runs)")
     print(f"full report: python scripts/report.py {results} {archive}")
+
+
+if __name__ == "__main__":
+    results_dir, experiment = sys.argv[1:3]
+    print_summary(OmegaConf.create({"results_dir": results_dir, "experiment_name": experiment}))

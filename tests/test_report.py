@@ -438,3 +438,25 @@ def test_time_ratios_carry_an_interval_across_seeds_and_say_when_they_are_not_to
         f"  time, task_a: slow / sgd_momentum step time 2.00 (95 % interval "
         f"{interval([2.0, 2.2, 1.8])}, 3 seeds)",
     ]
+
+
+def test_a_multirun_imports_nothing_of_scripts_and_still_prints_its_table(tmp_path: Path) -> None:
+    """Training never imports scripts/: the end-of-multirun table comes from
+    scripts/sweep_summary.py in a process of its own (trainers/sweep_end.py)."""
+    main = str(ROOT / "main.py")
+    code = (
+        "import atexit, runpy, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"  # as python main.py puts its folder first
+        "atexit.register(lambda: print('SCRIPTS', sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'scripts')))\n"  # registered first, so it runs last
+        f"sys.argv = [{main!r}, '-m', 'seed=0,1', 'max_steps=3', 'trainer=debug', '~logger',"
+        f" 'results_dir={tmp_path}']\n"
+        f"runpy.run_path({main!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "SCRIPTS []" in proc.stdout
+    assert "steps to 0.95 of the baseline's loss reduction" in proc.stdout
+    assert f"archive: {tmp_path / 'test' / 'archive'} (2 runs)" in proc.stdout
