@@ -243,3 +243,28 @@ def test_a_concurrent_multiruns_running_runs_are_counted_not_listed_as_left_out(
     assert "not yet in the table: 1 run still training in another process" in out
     assert "left out: mlp_diabetes/adamo_g5/seed=8: status running, left out" in out
     assert "seed=7" not in out
+
+
+def test_a_pack_reads_the_archive_inside_its_lock_so_no_update_is_lost(
+    grid: Path, tmp_path: Path
+) -> None:
+    """The lost update the lock is for: another multirun's run lands in the archive while this
+    pack waits on the lock; the pack must read the archive after taking it, and keep that run
+    (read before, it would write the archive without it)."""
+    from scripts.collect import read_sources
+    from trainers.archive import write_archive
+
+    results = tmp_path / "results" / "grid"
+    shutil.copytree(grid, results)
+    other = tmp_path / "other" / "grid" / "mlp_diabetes" / "sgdo_g5"
+    shutil.copytree(results / "mlp_diabetes" / "sgdo_g5" / "seed=1", other / "seed=99")
+    archive = results / ARCHIVE
+    write = threading.Thread(target=pack, args=([results], archive))
+    with archive_lock(archive):
+        write.start()
+        write.join(timeout=1)
+        assert write.is_alive()
+        write_archive(read_sources([other.parents[1]])[0], archive)  # the other multirun's
+    write.join()
+    seeds = sorted(r.key.seed for r in read_archive(archive) if r.key.optimizer == "sgdo_g5")
+    assert seeds == [0, 1, 99]

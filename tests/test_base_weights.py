@@ -170,6 +170,16 @@ def test_loading_into_a_fresh_model_keeps_state_bytes_like_torch() -> None:
         return sum(v.nbytes for s in o.state.values() for v in s.values() if torch.is_tensor(v))
 
     assert nbytes(ours) == nbytes(ref)
+    fresh_a, fresh_b = copies(model, 2)  # a fresh model and optimizer take the saved state
+    ours_again = SGDO(fresh_a.parameters(), lr=0.1)
+    ref_again = torch.optim.SGD(fresh_b.parameters(), lr=0.1, momentum=0.9)
+    ours_again.load_state_dict(ours.state_dict())
+    ref_again.load_state_dict(ref.state_dict())
+    assert nbytes(ours_again) == nbytes(ref_again) == nbytes(ours)
+    for saved, loaded in zip(ours.state.values(), ours_again.state.values(), strict=True):
+        assert saved.keys() == loaded.keys()
+        for key, value in saved.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(loaded[key])), key
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from scripts.threshold import first_index, seed_mean, trailing_mean
 from tests.launch import config, main_config
 from trainers.checks import validate
 from trainers.labels import optimizer_label
+from trainers.plan import member_configs
 from trainers.train import train
 
 SCALES = [0.5, 1, 2]
@@ -37,8 +38,11 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "results" / "tuned"
 
 
-def test_scaled_rates_are_filed_as_their_rates(grid: Path) -> None:
+def test_scaled_rates_are_filed_as_their_rates(grid: Path, tmp_path: Path) -> None:
     task_rate = 0.01  # configs/task/mlp_diabetes.yaml
+    cfg = config(tmp_path, ["vectorize=true", "lr_in_label=true", "members.lr_scale=[4,0.25]"])
+    rates = [member.task.sgd.lr for member in member_configs(cfg)]
+    assert rates == [4 * task_rate, 0.25 * task_rate]  # a factor times the rate, in order
     for scale in SCALES:
         rate = task_rate * scale
         folder = grid / "mlp_diabetes" / f"sgd_momentum_lr{rate:g}" / "seed=1"
