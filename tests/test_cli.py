@@ -388,18 +388,3 @@ def test_an_ad_hoc_runs_logs_are_named_for_what_it_ran(tmp_path: Path) -> None:
     assert cfg.job_name == "mlp_diabetes_adamo_g5_seed3"
     cfg = main_config(["--opt_name", "sgd_momentum", "--job_name", "mine"], tmp_path, tmp_path)
     assert cfg.job_name == "mine"
-
-
-def test_the_readme_multirun_order_runs_seed_by_seed(tmp_path: Path) -> None:
-    """The quick comparison's own form (flag first, seed last) through Hydra for real."""
-    from tests.launch import run_main
-
-    args = ["-m", "optimizer=sgd_momentum,sgdo", "seed=0,1", "max_steps=3", "trainer=debug"]
-    proc = run_main([*args, "~logger"], tmp_path, tmp_path)
-    jobs = [line.split(" : ")[1] for line in proc.stdout.splitlines() if "] \t#" in line]
-    assert [job.split()[:2] for job in jobs] == [
-        ["seed=0", "optimizer=sgd_momentum"],
-        ["seed=0", "optimizer=sgdo"],
-        ["seed=1", "optimizer=sgd_momentum"],
-        ["seed=1", "optimizer=sgdo"],
-    ]

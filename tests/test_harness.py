@@ -177,6 +177,14 @@ def test_the_readmes_quick_comparison_reads_like_a_result(
     lines = block.split("```bash\n")[1].splitlines()[:2]
     sweep, report = (shlex.split(line, comments=True) for line in lines)
     first = run_main(sweep[2:], tmp_path, tmp_path)
+    jobs = [
+        line.split(" : ")[1].split()[:2] for line in first.stdout.splitlines() if "] \t#" in line
+    ]
+    assert jobs == [  # each seed's pair back to back, though the command gives seed last
+        [f"seed={seed}", f"optimizer={name}"]
+        for seed in range(3)
+        for name in ("sgd_momentum", "sgdo")
+    ]
     table = first.stdout[first.stdout.index("steps to 0.95 of the baseline's loss reduction") :]
     assert "nan" not in table and "not reached" not in table and "censored=0" in table
     shown = block.split("```\n")[2].split("```")[0]  # the table the README prints
