@@ -150,16 +150,21 @@ def add_wall_clock(table: pd.DataFrame, runs: Runs, mixed_time: bool = False) ->
     return out.drop(columns="ran")
 
 
-def paired_ratio(done: pd.DataFrame, task: str, opt: str, baseline: str, compare: bool) -> float:
-    """Median over the seeds both ran of ``opt``'s step time over ``baseline``'s."""
-    if not compare or not baseline:
-        return math.nan
+def seed_ratios(done: pd.DataFrame, task: str, opt: str, baseline: str) -> pd.Series:
+    """Per seed both ran, ``opt``'s step time over ``baseline``'s."""
     times = done[done["task"] == task].pivot_table(
         index="seed", columns="optimizer", values="step_time_s"
     )
     if opt not in times or baseline not in times:
+        return pd.Series(dtype="float64")
+    return (times[opt] / times[baseline]).dropna()
+
+
+def paired_ratio(done: pd.DataFrame, task: str, opt: str, baseline: str, compare: bool) -> float:
+    """Median over the seeds both ran of ``opt``'s step time over ``baseline``'s."""
+    if not compare or not baseline:
         return math.nan
-    per_seed = (times[opt] / times[baseline]).dropna()
+    per_seed = seed_ratios(done, task, opt, baseline)
     return float(per_seed.median()) if len(per_seed) else math.nan
 
 
@@ -171,10 +176,7 @@ def time_intervals(runs: Runs, table: pd.DataFrame, fraction: float) -> list[str
     at = table[np.isclose(table["fraction"], fraction) & np.isfinite(table["step_time_ratio"])]
     lines = []
     for row in at[at["optimizer"] != at["baseline"]].itertuples():
-        times = done[done["task"] == row.task].pivot_table(
-            index="seed", columns="optimizer", values="step_time_s"
-        )
-        logs = np.log((times[row.optimizer] / times[row.baseline]).dropna().to_numpy())
+        logs = np.log(seed_ratios(done, row.task, row.optimizer, row.baseline).to_numpy())
         ratio = f"{row.optimizer} / {row.baseline} step time {row.step_time_ratio:.2f}"
         what = f"  time, {row.task}: {ratio}"
         if len(logs) < 2:

@@ -17,9 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.archive import pack
 from scripts.collect import runs_from
 from scripts.threshold import steps_summary, steps_to_threshold
-from trainers.archive import ARCHIVE
-
-HELD = "held by another process (still training), left out"
+from trainers.archive import ARCHIVE, HELD_ELSEWHERE
 
 
 def print_summary(config: DictConfig) -> None:
@@ -37,7 +35,7 @@ def print_summary(config: DictConfig) -> None:
     table = [steps_to_threshold(runs, t, [0.95], window=400) for t in tasks]
 
     print(steps_summary(pd.concat(table, ignore_index=True)))
-    elsewhere = [p for p in runs.problems if p.endswith(HELD)]
+    elsewhere = [p for p in runs.problems if HELD_ELSEWHERE in p]
     for problem in runs.problems:
         if problem not in elsewhere:
             print(f"left out: {problem}")

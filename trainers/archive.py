@@ -42,6 +42,7 @@ from trainers.results import (
 )
 
 KEY = ["experiment", "task", "optimizer", "seed"]
+HELD_ELSEWHERE = "held by another process (still training)"  # why a run is not read yet
 ARCHIVE = "archive"  # an experiment's archive: <results_dir>/<experiment>/archive/
 # Settings that say where or how a run was filed, not what it computed.
 NOT_SETTINGS = {*RELAUNCH_KEYS, "job_name", "experiment_name"}
@@ -83,7 +84,7 @@ def read_folder(folder: Path) -> RunRecord | str:
         if status == Status.RUNNING and (folder / ".lock").is_file():
             with folder_lock(folder) as free:
                 if not free:
-                    return f"status {status}, held by another process (still training)"
+                    return f"status {status}, {HELD_ELSEWHERE}"
         return f"status {status}"
     try:
         steps = pd.read_csv(steps_csv)
