@@ -23,13 +23,21 @@ Overshoot delay (reference behaviour): the factor in force after step t is
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams, use_foreach
-from overshoot.compiled import Kernel, check_fused, check_fused_flags, scalars
+from overshoot.base import (
+    Kernel,
+    OvershootOptimizer,
+    buckets,
+    check_fused,
+    check_fused_flags,
+    check_overshoot_hparams,
+    scalars,
+    use_foreach,
+)
 
 __all__ = ["AdamO", "adamo", "overshoot_at_step"]
 
@@ -43,17 +51,35 @@ def overshoot_at_step(step: int, overshoot: float, delay: int | None) -> float:
     return float(min(max(step - delay, 0), overshoot))
 
 
+class _Tensors(NamedTuple):
+    """One step's tensors and per-tensor scalars (``adamo``'s arguments say what each is)."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    exp_avgs: list[Tensor]
+    exp_avg_sqs: list[Tensor]
+    max_exp_avg_sqs: list[Tensor | None]
+    steps: list[int]
+    prevs: list[tuple[float, float]]
+    overshoots: list[float]
+
+
+class _Hyper(NamedTuple):
+    """A param group's hyperparameters for one step."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    maximize: bool
+
+
 def _coefficients(
-    step: int,
-    prev: tuple[float, float],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    overshoot: float,
-    weight_decay: float,
+    step: int, prev: tuple[float, float], overshoot: float, h: _Hyper
 ) -> tuple[float, float, float]:
     """Return (cm, cg, sqrt(c2)): the update is θ′ −= (cm m + cg g) / d."""
+    lr, beta1, beta2, weight_decay = h.lr, h.beta1, h.beta2, h.weight_decay
     lr_prev, overshoot_prev = prev
     c1 = 1 - beta1**step
     k_old = 0.0
@@ -76,35 +102,13 @@ def _keys(
     ]
 
 
-def _single_tensor_adamo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    max_exp_avg_sqs: list[Tensor | None],
-    steps: list[int],
-    prevs: list[tuple[float, float]],
-    overshoots: list[float],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _single_tensor_adamo(t: _Tensors, h: _Hyper) -> None:
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, prevs, overshoots = t
+    lr, beta1, beta2, eps, weight_decay, maximize = h
     for i, param in enumerate(params):
         grad = -grads[i] if maximize else grads[i]
         exp_avg, exp_avg_sq, max_sq = exp_avgs[i], exp_avg_sqs[i], max_exp_avg_sqs[i]
-        cm, cg, c2_sqrt = _coefficients(
-            steps[i],
-            prevs[i],
-            lr=lr,
-            beta1=beta1,
-            beta2=beta2,
-            overshoot=overshoots[i],
-            weight_decay=weight_decay,
-        )
+        cm, cg, c2_sqrt = _coefficients(steps[i], prevs[i], overshoots[i], h)
         if weight_decay != 0.0:
             param.mul_(1 - lr * weight_decay)
         exp_avg.lerp_(grad, 1 - beta1)
@@ -122,34 +126,12 @@ def _single_tensor_adamo(
             param.addcdiv_(grad, denom, value=-cg * c2_sqrt)
 
 
-def _multi_tensor_adamo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    max_exp_avg_sqs: list[Tensor | None],
-    steps: list[int],
-    prevs: list[tuple[float, float]],
-    overshoots: list[float],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _multi_tensor_adamo(t: _Tensors, h: _Hyper) -> None:
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, prevs, overshoots = t
+    lr, beta1, beta2, eps, weight_decay, maximize = h
     keys = _keys(params, steps, prevs, overshoots)
     for (_, _, step, prev, overshoot), idx in buckets(keys).items():
-        cm, cg, c2_sqrt = _coefficients(
-            step,
-            prev,
-            lr=lr,
-            beta1=beta1,
-            beta2=beta2,
-            overshoot=overshoot,
-            weight_decay=weight_decay,
-        )
+        cm, cg, c2_sqrt = _coefficients(step, prev, overshoot, h)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         if maximize:
@@ -207,26 +189,12 @@ def _adamo_kernel(
 _ADAMO_KERNEL = Kernel(_adamo_kernel)
 
 
-def _fused_adamo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    max_exp_avg_sqs: list[Tensor | None],
-    steps: list[int],
-    prevs: list[tuple[float, float]],
-    overshoots: list[float],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _fused_adamo(t: _Tensors, h: _Hyper) -> None:
     """One pass per tensor. While no overshoot is in force (γ = 0, the delay) the update is
     AdamW's and runs torch's fused AdamW kernel, equal to torch's fused AdamW bit for bit;
     otherwise the compiled AdamO kernel."""
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, prevs, overshoots = t
+    lr, beta1, beta2, eps, weight_decay, maximize = h
     keys = _keys(params, steps, prevs, overshoots)
     for (device, dtype, step, prev, overshoot), idx in buckets(keys).items():
         ps = [params[i] for i in idx]
@@ -254,15 +222,7 @@ def _fused_adamo(
                 maximize=maximize,
             )
             continue
-        cm, cg, c2_sqrt = _coefficients(
-            step,
-            prev,
-            lr=lr,
-            beta1=beta1,
-            beta2=beta2,
-            overshoot=overshoot,
-            weight_decay=weight_decay,
-        )
+        cm, cg, c2_sqrt = _coefficients(step, prev, overshoot, h)
         coefs = scalars(
             dtype, 1 - lr * weight_decay, beta1, beta2, cm * c2_sqrt, cg * c2_sqrt, eps * c2_sqrt
         )
@@ -296,20 +256,8 @@ def adamo(
     """
     fn = _fused_adamo if fused else _multi_tensor_adamo if foreach else _single_tensor_adamo
     fn(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs,
-        steps,
-        prevs,
-        overshoots,
-        lr=lr,
-        beta1=beta1,
-        beta2=beta2,
-        eps=eps,
-        weight_decay=weight_decay,
-        maximize=maximize,
+        _Tensors(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, prevs, overshoots),
+        _Hyper(lr, beta1, beta2, eps, weight_decay, maximize),
     )
 
 
@@ -350,10 +298,7 @@ class AdamO(OvershootOptimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, its hyperparameters checked once here (``__init__`` adds each group)."""
-        super().add_param_group(param_group)
-        g = self.param_groups[-1]
+    def _check_group(self, g: dict[str, Any]) -> None:
         _check_adam_hparams(
             g["lr"], g["betas"], g["eps"], g["weight_decay"], g["overshoot"], g["overshoot_delay"]
         )

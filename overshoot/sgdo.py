@@ -19,23 +19,45 @@ may change between steps too. Checks that hold bit for bit on CPU:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
 
-from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams, use_foreach
-from overshoot.compiled import check_fused, check_fused_flags
+from overshoot.base import (
+    OvershootOptimizer,
+    buckets,
+    check_fused,
+    check_fused_flags,
+    check_overshoot_hparams,
+    use_foreach,
+)
 
 __all__ = ["SGDO", "sgdo"]
 
 
-def _coefficients(
-    lr: float, momentum: float, overshoot: float, weight_decay: float, prev: tuple[float, float]
-) -> tuple[float, float, float]:
+class _Tensors(NamedTuple):
+    """One step's parameters, gradients, momentum buffers and each buffer's last (η, γ)."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    bufs: list[Tensor | None]
+    prevs: list[tuple[float, float]]
+
+
+class _Hyper(NamedTuple):
+    """A param group's hyperparameters for one step."""
+
+    lr: float
+    momentum: float
+    overshoot: float
+    weight_decay: float
+    maximize: bool
+
+
+def _coefficients(h: _Hyper, prev: tuple[float, float]) -> tuple[float, float, float]:
     """Return (μ′, c, r) such that the update is θ′ −= c·(d + r·m), or θ′ −= r·m when c == 0.
 
     ``prev`` is (η, γ) of the step that produced m. The forms are chosen so that γ = μ with a
@@ -43,6 +65,7 @@ def _coefficients(
     and rounding (one temporary). Otherwise it adds the two terms in place: no allocation, the
     same memory traffic as torch's foreach Nesterov.
     """
+    lr, momentum, overshoot, weight_decay = h.lr, h.momentum, h.overshoot, h.weight_decay
     lr_prev, overshoot_prev = prev
     mu = momentum + weight_decay * overshoot_prev * lr_prev
     if overshoot_prev == 0.0 or lr_prev == 0.0:
@@ -55,21 +78,12 @@ def _coefficients(
     return mu, lr * a, (overshoot + (1.0 - a)) / a
 
 
-def _single_tensor_sgdo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    bufs: list[Tensor | None],
-    prevs: list[tuple[float, float]],
-    *,
-    lr: float,
-    momentum: float,
-    overshoot: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _single_tensor_sgdo(t: _Tensors, h: _Hyper) -> None:
+    params, grads, bufs, prevs = t
+    lr, weight_decay, maximize = h.lr, h.weight_decay, h.maximize
     for i, param in enumerate(params):
         grad = -grads[i] if maximize else grads[i]
-        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prevs[i])
+        mu, c, r = _coefficients(h, prevs[i])
         if weight_decay != 0.0:
             grad = grad.add(param, alpha=weight_decay)
         buf = bufs[i]
@@ -85,21 +99,12 @@ def _single_tensor_sgdo(
             param.add_(grad, alpha=-c).add_(buf, alpha=-c * r)
 
 
-def _multi_tensor_sgdo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    bufs: list[Tensor | None],
-    prevs: list[tuple[float, float]],
-    *,
-    lr: float,
-    momentum: float,
-    overshoot: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _multi_tensor_sgdo(t: _Tensors, h: _Hyper) -> None:
+    params, grads, bufs, prevs = t
+    lr, weight_decay, maximize = h.lr, h.weight_decay, h.maximize
     keys = ((p.device, p.dtype, prev) for p, prev in zip(params, prevs, strict=True))
     for (_, _, prev), idx in buckets(keys).items():
-        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
+        mu, c, r = _coefficients(h, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         ds: list[Tensor] = list(torch._foreach_neg(gs)) if maximize else gs
@@ -129,19 +134,7 @@ def _multi_tensor_sgdo(
             torch._foreach_add_(ps, ms, alpha=-c * r)
 
 
-def _fused_sgdo(
-    params: list[Tensor],
-    grads: list[Tensor],
-    bufs: list[Tensor | None],
-    prevs: list[tuple[float, float]],
-    scales: list[float],
-    *,
-    lr: float,
-    momentum: float,
-    overshoot: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def _fused_sgdo(t: _Tensors, scales: list[float], h: _Hyper) -> None:
     r"""One pass per tensor, through torch's own fused SGD kernel.
 
     The update θ′ −= c d + c r m has two free weights; torch's fused Nesterov step
@@ -153,15 +146,14 @@ def _fused_sgdo(
     once, e.g. the last steps of a cosine schedule) is the foreach step on the buffer brought
     back to α = 1: rare, so a compiled kernel would cost far more to build than it saves.
     """
-    foreach_step = functools.partial(
-        _multi_tensor_sgdo, lr=lr, momentum=momentum, overshoot=overshoot, weight_decay=weight_decay
-    )
+    params, grads, bufs, prevs = t
+    lr, overshoot, weight_decay, maximize = h.lr, h.overshoot, h.weight_decay, h.maximize
     keys = (
         (p.device, p.dtype, prev, buf is None, scale)
         for p, prev, buf, scale in zip(params, prevs, bufs, scales, strict=True)
     )
     for (_, _, prev, first, alpha), idx in buckets(keys).items():
-        mu, c, r = _coefficients(lr, momentum, overshoot, weight_decay, prev)
+        mu, c, r = _coefficients(h, prev)
         ps = [params[i] for i in idx]
         gs = [grads[i] for i in idx]
         if first:
@@ -180,7 +172,7 @@ def _fused_sgdo(
             step, nesterov, mom, dampening = c, True, mu * alpha_new / alpha, 1.0 - alpha_new
         else:
             torch._foreach_div_(ms, alpha)
-            foreach_step(ps, gs, list[Tensor | None](ms), [prev] * len(idx), maximize=maximize)
+            _multi_tensor_sgdo(_Tensors(ps, gs, list[Tensor | None](ms), [prev] * len(idx)), h)
             for i in idx:
                 scales[i] = 1.0
             continue
@@ -222,36 +214,16 @@ def sgdo(
     the others bring it back to 1 (one pass, only after the fused path).
     """
     scales = momentum_scales if momentum_scales is not None else [1.0] * len(params)
+    h = _Hyper(lr, momentum, overshoot, weight_decay, maximize)
     if fused:
-        _fused_sgdo(
-            params,
-            grads,
-            momentum_buffers,
-            prevs,
-            scales,
-            lr=lr,
-            momentum=momentum,
-            overshoot=overshoot,
-            weight_decay=weight_decay,
-            maximize=maximize,
-        )
+        _fused_sgdo(_Tensors(params, grads, momentum_buffers, prevs), scales, h)
         return
     for i, buf in enumerate(momentum_buffers):
         if scales[i] != 1.0 and buf is not None:
             buf.div_(scales[i])
             scales[i] = 1.0
     fn = _multi_tensor_sgdo if foreach else _single_tensor_sgdo
-    fn(
-        params,
-        grads,
-        momentum_buffers,
-        prevs,
-        lr=lr,
-        momentum=momentum,
-        overshoot=overshoot,
-        weight_decay=weight_decay,
-        maximize=maximize,
-    )
+    fn(_Tensors(params, grads, momentum_buffers, prevs), h)
 
 
 class SGDO(OvershootOptimizer):
@@ -288,10 +260,7 @@ class SGDO(OvershootOptimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, its hyperparameters checked once here (``__init__`` adds each group)."""
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
+    def _check_group(self, group: dict[str, Any]) -> None:
         check_overshoot_hparams(group["overshoot"], lr=group["lr"], momentum=group["momentum"])
         if not group["weight_decay"] >= 0.0:
             raise ValueError(f"Invalid weight_decay: {group['weight_decay']} (must be >= 0)")

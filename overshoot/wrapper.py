@@ -14,8 +14,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from overshoot.base import OvershootOptimizer, buckets, check_overshoot_hparams
-from overshoot.compiled import Kernel, check_fused, scalars
+from overshoot.base import (
+    Kernel,
+    OvershootOptimizer,
+    buckets,
+    check_fused,
+    check_overshoot_hparams,
+    scalars,
+)
 from overshoot.inner import WrappingOptimizer
 
 __all__ = ["Overshoot"]
