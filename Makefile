@@ -4,11 +4,14 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint bench report device-dry
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The .pth puts this clone on the venv's path (the harness's editable install; `pip install .`
+# installs the optimizers alone), so scripts/ and tests import trainers, data and models.
+$(VENV)/.installed: requirements.txt pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
 	$(VENV)/bin/pip install -q --no-deps -e .
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/overshoot_harness.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	touch $@
 
 run: $(VENV)/.installed

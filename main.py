@@ -6,8 +6,8 @@
     python main.py -m task=mlp_housing optimizer=sgd_momentum,sgdo seed='range(3)'
 
 The command line becomes Hydra's arguments in ``checked_args``: reference flags translated
-(trainers/reference_flags.py), the sweep checked and, with ``vectorize=true``, grouped into
-members (trainers/sweeps.py); then Hydra calls ``train`` (trainers/train.py) per job. Bad names
+(trainers/cli/__init__.py), the sweep checked and, with ``vectorize=true``, grouped into
+members (trainers/cli/sweeps.py); then Hydra calls ``train`` (trainers/train.py) per job. Bad names
 and values exit with status 2 and one line saying what is valid.
 """
 
@@ -32,15 +32,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
-from data.root import DataNotFoundError
-from trainers.reference_flags import (
+from data import DataNotFoundError
+from trainers.cli import (
     CONFIGS,
     UsageError,
     list_optimizers,
     reference_parser,
     split_argv,
 )
-from trainers.sweeps import check_composes, check_group_choices, vectorized
+from trainers.cli.sweeps import check_composes, check_group_choices, vectorized
 
 
 class JobFailed(CompactHydraException):
@@ -106,8 +106,8 @@ def export_harness_path() -> None:
 
 
 def _run(cfg: Any) -> float | None:
-    from trainers.ddp import process_rank  # Lightning: loaded once the run starts
-    from trainers.fitting import Interrupted
+    from trainers.fit import Interrupted
+    from trainers.fit.trainer import process_rank  # Lightning: loaded once the run starts
     from trainers.train import train
 
     try:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from data.root import CIFAR_LAYOUT, cifar_folder, resolve_root
+from data import CIFAR_LAYOUT, cifar_folder, resolve_root
 from data.tensors import Split, TensorDataModule
 
 MEAN_STD = {

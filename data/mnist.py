@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from data.root import MNIST_FILES, mnist_raw, resolve_root
+from data import MNIST_FILES, mnist_raw, resolve_root
 from data.tensors import Split, TensorDataModule
 
 

@@ -9,7 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from data.root import energy_file, housing_file, resolve_root
+from data import energy_file, housing_file, resolve_root
 from data.tensors import Split, TensorDataModule
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from data.root import glue_files, resolve_root, shakespeare_file
+from data import glue_files, resolve_root, shakespeare_file
 from data.tensors import Split, TensorDataModule
 
 GPT2_EOS = 50256
@@ -72,7 +72,7 @@ class ShakespeareDataModule(TensorDataModule):
 
 @dataclass(frozen=True)
 class GLUETask:
-    """Which columns of a GLUE task hold its text and label (its files: data.root.glue_files)."""
+    """Which columns of a GLUE task hold its text and label (its files: data.glue_files)."""
 
     text: tuple[str, ...]
     label: str

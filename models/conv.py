@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import TaskModel
+from models import TaskModel
 
 # Convolutions are bound by arithmetic on a CPU whether batched over members or not, so members
 # only add vmap's overhead there (README, Benchmark: scripts/bench_harness.py --vectorize 10).

@@ -12,7 +12,7 @@ import warnings
 import torch
 from torch import nn
 
-from models.base import TaskModel
+from models import TaskModel
 
 
 class GPT(TaskModel):

@@ -7,7 +7,7 @@ import itertools
 import torch
 from torch import nn
 
-from models.base import TaskModel
+from models import TaskModel
 
 
 class MLP(TaskModel):

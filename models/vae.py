@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import TaskModel
+from models import TaskModel
 from models.conv import CONV_MEMBERS_ON_CPU
 
 

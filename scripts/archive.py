@@ -14,14 +14,10 @@ it as done; a relaunch also restores a run from its experiment's archive by itse
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from scripts.collect import read_sources  # noqa: E402 - found through ROOT on sys.path
-from trainers.archive import (  # noqa: E402
+from scripts.collect import read_sources
+from trainers.archive import (
     ARCHIVE,
     MergeError,
     RunRecord,
@@ -33,6 +29,8 @@ from trainers.archive import (  # noqa: E402
     unpack,
     write_archive,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pack(

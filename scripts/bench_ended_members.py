@@ -1,13 +1,13 @@
 """What a learning-rate grid's diverged members cost once they have ended.
 
 A tuning grid's largest rates diverge. A vectorized job computes its live members alone once the
-others have ended (``trainers/stacked.py``, ``Members.keep``); before, the ended kept computing
-NaN until the job's end. This trains one job of ``--optimizer`` members at the task's rate times
-2^k (k = -3 … 3, ``members.lr_scale``) as users run it (main.py's config, one thread), once as
-it runs and once with ``Members.keep`` disabled (the ended computing on: the old cost),
-interleaved ``--repeats`` times, and prints each job's median step time over the steps after its
-last member ended, the median of the repeats' paired ratios, and the null pair (the old cost
-against itself, repeat against repeat), which must read 1.00 within the machine's noise.
+others have ended (``trainers/members/stacked.py``, ``Members.keep``); before, the ended kept
+computing NaN until the job's end. This trains one job of ``--optimizer`` members at the task's rate
+times 2^k (k = -3 … 3, ``members.lr_scale``) as users run it (main.py's config, one thread), once as
+it runs and once with ``Members.keep`` disabled (the ended computing on: the old cost), interleaved
+``--repeats`` times, and prints each job's median step time over the steps after its last member
+ended, the median of the repeats' paired ratios, and the null pair (the old cost against itself,
+repeat against repeat), which must read 1.00 within the machine's noise.
 
     python scripts/bench_ended_members.py [--task mlp_housing] [--optimizer sgd_momentum]
                                           [--steps 3000] [--repeats 3]
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,11 @@ import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import main
+from trainers.members.stacked import Members
+from trainers.train import train
 
-import main  # noqa: E402 - found through ROOT on sys.path
-from trainers.stacked import Members  # noqa: E402
-from trainers.train import train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def job(argv: list[str], results: Path, drop: bool) -> tuple[float, int]:

@@ -38,13 +38,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 if TYPE_CHECKING:
-    from models.base import TaskModel
+    from models import TaskModel
+
+
+from trainers.fit import optimizer_factory
+from trainers.results import run_folders
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the configs' _target_ modules
-
-from trainers.optim import optimizer_factory  # noqa: E402 - found through ROOT on sys.path
-from trainers.results import run_folders  # noqa: E402
 
 
 def build(overrides: list[str], steps: int, device: str) -> tuple[Any, TaskModel, Any, Any]:

@@ -2,8 +2,8 @@
 
 Per task (``hparams=paper_v1``), one training step as the harness takes it: forward, loss,
 backward, the optimizer's update, and the metric's no-grad forward at the deployed weights. A
-plain loop does it for one seed; ``Members`` (trainers/stacked.py) for S seeds at once, on one
-real batch per member. Each is timed in interleaved repeats (median step, after a warm-up);
+plain loop does it for one seed; ``Members`` (trainers/members/stacked.py) for S seeds at once,
+on one real batch per member. Each is timed in interleaved repeats (median step, after a warm-up);
 the plain loop is timed twice per repeat, and the second against the first is the null pair
 (1.00 ± its spread). Beside them the arithmetic limit: the step's FLOPs (torch's FlopCounter)
 per member over the GFLOP/s of one batched matmul of the first layer's shape, and the CPU-hours
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,12 +27,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from trainers.fitting import make_datamodule, schedule
-from trainers.optim import optimizer_factory
-from trainers.reference_flags import CONFIGS
-from trainers.stacked import Members
+from trainers.cli import CONFIGS
+from trainers.fit import optimizer_factory, schedule, task_data
+from trainers.members.stacked import Members
 
 RUNS_PER_OPTIMIZER = 7 * 3 + 10  # the protocol: grid of 7 rates × 3 tuning seeds, 10 evaluation
 OPTIMIZERS = 10  # CM, NAG, SGDO γ 3/5/7, AdamW, NAdam, AdamO γ 3/5/7
@@ -47,7 +42,7 @@ def task_config(task: str, optimizer: str) -> Any:
 
 def one_batch(cfg: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
     """A real training batch of the task and its step budget at paper_v1."""
-    datamodule = make_datamodule(cfg, 0)
+    datamodule = task_data(cfg, 0)
     datamodule.setup("fit")
     x, y = next(iter(datamodule.train_dataloader()))
     return x, y, schedule(cfg, datamodule)[0]

@@ -28,13 +28,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from scripts.collect import load_runs
+from scripts.report import add_wall_clock
+from scripts.threshold import steps_to_threshold
+from trainers.fit import optimizer_factory
 
-from scripts.collect import load_runs  # noqa: E402 - found through ROOT on sys.path
-from scripts.report import add_wall_clock  # noqa: E402
-from scripts.threshold import steps_to_threshold  # noqa: E402
-from trainers.optim import optimizer_factory  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FAMILIES = {  # one multirun each: (optimizers, baseline first; γ values)
     "sgd": ("sgd_momentum,sgdo", "0,5"),

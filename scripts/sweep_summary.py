@@ -1,4 +1,4 @@
-"""After a multirun (trainers/sweep_end.py runs this), the steps-to-95 % table of the
+"""After a multirun (trainers/cli/sweeps.py runs this), the steps-to-95 % table of the
 experiment's results, its runs packed into the experiment's archive.
 
     python scripts/sweep_summary.py RESULTS_DIR EXPERIMENT
@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.archive import pack
 from scripts.collect import runs_from

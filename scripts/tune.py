@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +48,9 @@ import pandas as pd
 import yaml
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from scripts import protocol_v2  # noqa: E402
-from scripts.collect import read_sources, runs_from  # noqa: E402
-from scripts.threshold import (  # noqa: E402
+from scripts import protocol_v2
+from scripts.collect import read_sources, runs_from
+from scripts.threshold import (
     DEFAULT_BASELINES,
     WINDOW,
     first_index,
@@ -62,8 +58,10 @@ from scripts.threshold import (  # noqa: E402
     steps_to_threshold,
     trailing_mean,
 )
-from trainers.archive import RunRecord, is_archive  # noqa: E402
-from trainers.results import Status  # noqa: E402
+from trainers.archive import RunRecord, is_archive
+from trainers.results import Status
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RATED = re.compile(r"^(?P<optimizer>.+)_lr(?P<rate>[0-9.eE+-]+)$")
 RULES = ("steps", "final")

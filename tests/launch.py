@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import main
-from trainers.reference_flags import CONFIGS
+from trainers.cli import CONFIGS
 
 MAIN = str(Path(main.__file__).resolve())
 

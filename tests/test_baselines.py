@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from tests.launch import config
-from trainers.optim import optimizer_factory
+from trainers.fit import optimizer_factory
 
 
 def nadam_constant_mu(

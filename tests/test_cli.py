@@ -15,14 +15,15 @@ import pytest
 
 import main
 from tests.launch import main_refuses
-from trainers import reference_flags, sweeps
+from trainers import cli
+from trainers.cli import sweeps
 from trainers.results import RunPath
 
 MAIN = str(Path(main.__file__).resolve())
 
 
 def overrides(argv: list[str]) -> list[str]:
-    translated, rest = reference_flags.split_argv(argv)
+    translated, rest = cli.split_argv(argv)
     return translated + rest
 
 
@@ -92,10 +93,8 @@ def test_shakespear_alias_is_accepted_by_name() -> None:
         for model in ("gpt", "gpt_tiny"):
             got = overrides(["--model", model, "--dataset", dataset])
             assert got == [f"task={model}_shakespeare"], dataset
-    with pytest.raises(
-        reference_flags.UsageError, match="no task for --model mlp --dataset shakespear"
-    ):
-        reference_flags.split_argv(["--model", "mlp", "--dataset", "shakespear"])
+    with pytest.raises(cli.UsageError, match="no task for --model mlp --dataset shakespear"):
+        cli.split_argv(["--model", "mlp", "--dataset", "shakespear"])
 
 
 @pytest.mark.parametrize(
@@ -138,7 +137,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(
     argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(reference_flags.UsageError) as refused:
+    with pytest.raises(cli.UsageError) as refused:
         main.checked_args(argv)
     assert message in str(refused.value) and "\n" not in str(refused.value)
     assert not any(tmp_path.iterdir())
@@ -281,7 +280,7 @@ def test_list_optimizers_gives_every_config_one_described_line(tmp_path: Path) -
     )
     assert proc.returncode == 0
     lines = proc.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == reference_flags.choices("optimizer")
+    assert [line.split()[0] for line in lines] == cli.choices("optimizer")
     assert all(len(line.split(maxsplit=1)[1]) > 10 for line in lines)
     by_name = {line.split()[0]: line for line in lines}
     assert "[--opt_name sgd_overshoot]" in by_name["sgdo"]

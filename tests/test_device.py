@@ -9,8 +9,8 @@ import torch
 
 from data.tensors import Split, TensorDataModule
 from overshoot import SGDO
-from trainers.base_weights import state_to_device
-from trainers.checks import resolved_precision
+from trainers.cli.checks import resolved_precision
+from trainers.fit.module import state_to_device
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def test_the_kernels_setting_reaches_every_torch_and_overshoot_optimizer() -> No
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from trainers.optim import fastest, resolved_kernels
+    from trainers.fit import fastest, resolved_kernels
 
     def built(target: str, kernels: str, **kw: object) -> dict[str, object]:
         cfg = OmegaConf.create({"_target_": target, "_partial_": True, **kw})
@@ -217,7 +217,7 @@ def test_the_kernels_setting_reaches_every_torch_and_overshoot_optimizer() -> No
     assert built("overshoot.AdamO", "single") == {"foreach": False}
     assert built("torch.optim.SGD", "fused", foreach=True) == {"foreach": True}  # the config's own
     wrapped = built(
-        "trainers.optim.wrapped",
+        "trainers.fit.wrapped",
         "fused",
         wrapper={"_target_": "overshoot.Overshoot", "_partial_": True},
         inner={"_target_": "torch.optim.Adam", "_partial_": True},

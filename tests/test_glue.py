@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import data.text
-from data.root import DataNotFoundError
+from data import DataNotFoundError
 from data.text import GPT2_EOS, GLUEDataModule
 from models.gpt import GPT2LoRAClassifier
 from tests.fake_data import MNLI_LABELS, write_mnli, write_sst2
-from trainers import reference_flags
+from trainers import cli
 
 SAMPLE = Path(os.environ.get("OVERSHOOT_DATA", "/nonexistent")) / "glue_qqp" / "sample_head9"
 
@@ -148,7 +148,7 @@ def test_unknown_task_names_the_valid_ones() -> None:
 def test_reference_glue_names_select_the_tasks() -> None:
 
     for dataset, task in (("qqp", "gpt_hf_qqp"), ("sst", "gpt_hf_sst"), ("mnli", "gpt_hf_mnli")):
-        overrides, _ = reference_flags.split_argv(["--model", "gpt_hf", "--dataset", dataset])
+        overrides, _ = cli.split_argv(["--model", "gpt_hf", "--dataset", dataset])
         assert f"task={task}" in overrides
 
 

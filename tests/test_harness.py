@@ -19,7 +19,7 @@ from tests.fake_data import (
 )
 from tests.launch import main_config, run_main
 from tests.test_large_tasks import CASES as LARGE_CASES
-from trainers import reference_flags
+from trainers import cli
 from trainers.results import RunPath
 from trainers.train import train
 
@@ -126,7 +126,7 @@ def test_every_task_and_family_runs_and_writes_results(tmp_path: Path) -> None:
     write_housing(root)
     write_energy(root)
     write_cifar(root, 10)
-    plain = ",".join(t for t in reference_flags.choices("task") if t not in LARGE)
+    plain = ",".join(t for t in cli.choices("task") if t not in LARGE)
     common = ["optimizer=sgdo,adamo", "max_steps=6", "trainer=debug", "experiment_name=all"]
     run_main(["-m", f"task={plain}", *common, "task.epochs=1"], tmp_path, root)
     for task in plain.split(","):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fake_data import write_cifar, write_mnli, write_qqp, write_shakespeare, write_sst2
 from tests.launch import config
-from trainers.labels import run_folder
+from trainers.results import run_folder
 from trainers.train import train
 
 BATCH_4 = ["task.sgd.batch_size=4", "task.adam.batch_size=4"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.launch import config
-from trainers.logs import claim_version
+from trainers.fit.trainer import claim_version
 from trainers.train import train
 
 ARGS = ["optimizer=sgdo", "max_steps=60"]
@@ -45,7 +45,7 @@ def test_parallel_jobs_never_share_a_version_folder(tmp_path: Path) -> None:
 def test_progress_bar_shows_no_version_number(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytorch_lightning.callbacks import RichProgressBar
 
-    from trainers.callbacks import LossProgressBar
+    from trainers.fit.callbacks import LossProgressBar
 
     monkeypatch.setattr(RichProgressBar, "get_metrics", lambda *a: {"v_num": 1, "val/loss": 0.5})
     assert LossProgressBar().get_metrics(None, None) == {"val/loss": 0.5}  # type: ignore[arg-type]

@@ -17,10 +17,9 @@ import torch
 from scripts.report import report
 from tests.fake_data import write_cifar, write_housing, write_mnist
 from tests.launch import config
-from trainers.callbacks import StepRecorder
-from trainers.labels import optimizer_label
-from trainers.module import TrainModule
-from trainers.timing import StepClock
+from trainers.fit.callbacks import StepClock, StepRecorder
+from trainers.fit.module import TrainModule
+from trainers.results import optimizer_label
 from trainers.train import train
 
 STEPS = 460  # past the paper's 400-step window, so the threshold is computed, not empty

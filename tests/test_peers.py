@@ -11,10 +11,10 @@ import torch
 from hydra.utils import instantiate
 
 from tests.launch import config
-from trainers import reference_flags
-from trainers.base_weights import deploy_switch
-from trainers.labels import run_folder
-from trainers.optim import optimizer_factory
+from trainers import cli
+from trainers.fit import optimizer_factory
+from trainers.fit.module import deploy_switch
+from trainers.results import run_folder
 from trainers.train import train
 
 STEPS = 58  # not a multiple of Lookahead's k = 5, so its slow and fast weights differ at the end
@@ -46,7 +46,7 @@ def run(
     return run_folder(cfg)
 
 
-@pytest.mark.parametrize("optimizer", reference_flags.choices("optimizer"))
+@pytest.mark.parametrize("optimizer", cli.choices("optimizer"))
 def test_every_optimizer_trains_and_writes_its_results(
     optimizer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -442,7 +442,7 @@ def test_time_ratios_carry_an_interval_across_seeds_and_say_when_they_are_not_to
 
 def test_a_multirun_imports_nothing_of_scripts_and_still_prints_its_table(tmp_path: Path) -> None:
     """Training never imports scripts/: the end-of-multirun table comes from
-    scripts/sweep_summary.py in a process of its own (trainers/sweep_end.py)."""
+    scripts/sweep_summary.py in a process of its own (trainers/cli/sweeps.py)."""
     main = str(ROOT / "main.py")
     code = (
         "import atexit, runpy, sys\n"

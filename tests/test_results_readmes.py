@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import main
-from trainers.reference_flags import UsageError
+from trainers.cli import UsageError
 
 RESULTS = Path(main.__file__).resolve().parent / "results"
 READMES = sorted(RESULTS.glob("*/README.md"))

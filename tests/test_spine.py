@@ -11,17 +11,15 @@ import pytest
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
-from data.root import DataNotFoundError
+from data import DataNotFoundError
 from tests.launch import MAIN, config, main_refuses
-from trainers import reference_flags
-from trainers.callbacks import BaseWeightsEvaluation, LossProgressBar
-from trainers.checkpoints import EpochStartCheckpoint
-from trainers.checks import PRECISIONS, resolved_precision, validate
-from trainers.labels import run_folder
-from trainers.relaunch import config_change
-from trainers.results import ENDED, RunPath, Status, run_folders
+from trainers import cli
+from trainers.cli.checks import PRECISIONS, resolved_precision, validate
+from trainers.fit.callbacks import BaseWeightsEvaluation, LossProgressBar
+from trainers.fit.trainer import EpochStartCheckpoint, make_callbacks
+from trainers.plan import config_change
+from trainers.results import ENDED, RunPath, Status, run_folder, run_folders
 from trainers.train import train
-from trainers.trainer import make_callbacks
 
 
 def test_a_run_folder_parses_back_into_its_parts(tmp_path: Path) -> None:
@@ -93,7 +91,7 @@ def test_one_precision_vocabulary(tmp_path: Path) -> None:
     assert resolved_precision("high", "cpu") == "64-true"
     assert resolved_precision("auto", "cpu") == "32-true"
     assert resolved_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    translated, _ = reference_flags.split_argv(["--config_override", "precision=default"])
+    translated, _ = cli.split_argv(["--config_override", "precision=default"])
     assert translated == ["precision=auto"]  # the reference's name for the default
 
 

@@ -18,9 +18,9 @@ from scripts import tune
 from scripts.collect import read_sources
 from scripts.threshold import first_index, seed_mean, trailing_mean
 from tests.launch import config, main_config
-from trainers.checks import validate
-from trainers.labels import optimizer_label
+from trainers.cli.checks import validate
 from trainers.plan import member_configs
+from trainers.results import optimizer_label
 from trainers.train import train
 
 SCALES = [0.5, 1, 2]

@@ -20,8 +20,9 @@ from omegaconf import OmegaConf
 import main
 from tests.fake_data import write_cifar, write_housing, write_mnist
 from tests.launch import MAIN, config, run_main, stop_after_checkpoint
-from trainers import reference_flags, sweeps
-from trainers.checkpoints import last_checkpoint
+from trainers import cli
+from trainers.cli import sweeps
+from trainers.fit.trainer import last_checkpoint
 from trainers.plan import job_folder
 from trainers.results import RunPath
 from trainers.train import train
@@ -166,7 +167,7 @@ def test_random_layers_draw_independent_noise_per_member() -> None:
     their own, each standard normal and uncorrelated with the other's; a VAE's posterior mean
     (eval) draws none, so its members agree exactly."""
     from models.vae import VAE
-    from trainers.stacked import Members
+    from trainers.members.stacked import Members
 
     class Noise(torch.nn.Module):
         def __init__(self) -> None:
@@ -212,7 +213,7 @@ def test_what_cannot_vectorize_is_refused_in_one_line(
     overrides: list[str], message: str, tmp_path: Path, data_root: Path
 ) -> None:
     args = ["task=mlp_housing", "max_steps=5", "vectorize=true", f"data.root={data_root}"]
-    with pytest.raises(reference_flags.UsageError) as refused:
+    with pytest.raises(cli.UsageError) as refused:
         main.checked_args([*args, *overrides])
     assert message in str(refused.value) and "\n" not in str(refused.value)
 
@@ -324,7 +325,7 @@ def test_gamma_zero_members_record_their_baselines_curve(
 def test_conv_members_on_the_cpu_warn_once_with_the_measurement(
     data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from trainers.checks import validate, warn_once
+    from trainers.cli.checks import validate, warn_once
 
     warn_once.cache_clear()
     for _ in range(3):  # a multirun checks each variant: still one warning
@@ -344,7 +345,7 @@ def test_ended_members_stop_costing_and_change_no_survivor(
     """A tuning grid's large rate diverges; from then on the job computes the other rates
     alone, and they record, bit for bit in float32, what they record when the diverged member
     keeps computing beside them (as it did before)."""
-    from trainers.stacked import Members
+    from trainers.members.stacked import Members
 
     overrides = ["task=mlp_housing", "max_steps=300", f"data.root={data_root}", "vectorize=true"]
     overrides += ["optimizer=sgd_momentum", "members.lr.sgd=[0.01,2.0,0.02]", "lr_in_label=true"]
@@ -387,7 +388,7 @@ def test_an_mlps_members_as_batched_products_equal_vmap(task: str) -> None:
     model's own forward, loss and metrics, in training (a batch per member) and evaluation
     (one batch for all), with ended members left out."""
     from models.mlp import MLP
-    from trainers.stacked import Members
+    from trainers.members.stacked import Members
 
     torch.manual_seed(0)
     sizes, classes = [6, 5, 4, 3], task == "classification"

@@ -30,11 +30,13 @@ import yaml
 from filelock import FileLock
 
 from trainers.results import (
+    ARCHIVE,
     ENDED,
     RELAUNCH_KEYS,
     STEP_FIELDS,
     RunPath,
     Status,
+    flat_settings,
     folder_lock,
     read_meta,
     stale,
@@ -43,7 +45,6 @@ from trainers.results import (
 
 KEY = ["experiment", "task", "optimizer", "seed"]
 HELD_ELSEWHERE = "held by another process (still training)"  # why a run is not read yet
-ARCHIVE = "archive"  # an experiment's archive: <results_dir>/<experiment>/archive/
 # Settings that say where or how a run was filed, not what it computed.
 NOT_SETTINGS = {*RELAUNCH_KEYS, "job_name", "experiment_name"}
 FILES = ("runs.parquet", "steps.parquet", "evals.parquet")
@@ -235,7 +236,7 @@ def check_same(a: RunRecord, b: RunRecord) -> None:
         at = np.flatnonzero(~np.isclose(a.steps["loss_base"], b.steps["loss_base"], 0, 0, True))
         why = f"loss_base differs from step {int(steps_a[at[0]])}"
     else:
-        settings = [_flat(yaml.safe_load(r.config_yaml) or {}) for r in (a, b)]
+        settings = [flat_settings(yaml.safe_load(r.config_yaml) or {}) for r in (a, b)]
         for key in sorted(settings[0].keys() & settings[1].keys()):
             if key not in NOT_SETTINGS and settings[0][key] != settings[1][key]:
                 why = f"{key}: {settings[0][key]!r} against {settings[1][key]!r}"
@@ -245,12 +246,6 @@ def check_same(a: RunRecord, b: RunRecord) -> None:
             f"{a.name} in {a.source} and {b.name} in {b.source} are not the same run ({why}); "
             "report them apart or leave one out"
         )
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.removesuffix("."): tree}
-    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
 
 
 def unpack(record: RunRecord, folder: Path) -> None:

@@ -1,8 +1,13 @@
 """A command's plan, made once: from a composed config to the jobs that train it (``make_plan``:
-validated settings, each run's folder, a relaunch with other settings refused, vectorized
-members grouped into jobs), then, under each job's locks, what the job does with what its
-folders hold (``claim``: train, resume, or leave a run that ended or that another process
-trains). ``trainers/train.py`` carries the plan out."""
+validated settings, each run's folder, a relaunch with other settings or another way of
+computing refused, vectorized members grouped into jobs), then, under each job's locks, what
+the job does with what its folders hold (``claim``: train, resume, or leave a run that ended or
+that another process trains). ``trainers/train.py`` carries the plan out.
+
+How a run computes (kernels, device, CPU threads, as a member or not) is part of what a float32
+result is: each sets an order of summation, and over tens of thousands of steps that moves a
+crossing as far as a change of seed. So a finished float32 run counts as done only for a run
+that would compute it the same way; float64 runs do not depend on it."""
 
 from __future__ import annotations
 
@@ -16,16 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from trainers.archive import restore
-from trainers.checkpoints import last_checkpoint
-from trainers.checks import validate
-from trainers.ddp import process_rank
-from trainers.labels import run_folder, uses_overshoot
-from trainers.optim import optimizer_factory
-from trainers.relaunch import ended_summary, refuse_other_settings, resume_point
-from trainers.results import folder_lock, write_atomic
+from trainers.cli.checks import on_cpu, resolved_precision, validate
+from trainers.fit import optimizer_factory, resolved_kernels
+from trainers.fit.trainer import last_checkpoint, process_rank
+from trainers.results import (
+    ARCHIVE,
+    ENDED,
+    RELAUNCH_KEYS,
+    flat_settings,
+    folder_lock,
+    read_meta,
+    run_folder,
+    stale,
+    uses_overshoot,
+    write_atomic,
+)
 
 GROUP_FILE = "members.json"  # the members a vectorized job's checkpoint holds, in order
 
@@ -76,19 +88,28 @@ def make_plan(cfg: DictConfig) -> list[Job]:
     if not cfg.vectorize:
         run = Run(cfg, run_folder(cfg))
         if not cfg.force:
-            restore(run.folder)
+            restore_archived(run.folder)
         refuse_other_settings(cfg, run.folder)
         return [Job(cfg, [run], vectorized=False, folder=run.folder)]
     runs = [Run(member, run_folder(member)) for member in member_configs(cfg)]
     for run in runs:
         if not cfg.force:
-            restore(run.folder)
+            restore_archived(run.folder)
         refuse_other_settings(run.cfg, run.folder)
     per_group = gamma_per_group(cfg)
     groups: dict[float, list[Run]] = {}
     for run in runs:
         groups.setdefault(0.0 if per_group else run.cfg.optimizer.overshoot, []).append(run)
     return [Job(cfg, g, True, job_folder([r.folder for r in g])) for g in groups.values()]
+
+
+def restore_archived(folder: Path) -> None:
+    """Unpack ``folder``'s run from its experiment's archive if it has one (where it has none,
+    pandas and pyarrow, which read archives, are not loaded)."""
+    if (folder.parents[2] / ARCHIVE).is_dir():
+        from trainers.archive import restore
+
+        restore(folder)
 
 
 def member_configs(cfg: DictConfig) -> list[DictConfig]:
@@ -207,3 +228,136 @@ def _resumable(folder: Path) -> list[str] | None:
     if not last_checkpoint(folder).is_file() or not listing.is_file():
         return None
     return list(json.loads(listing.read_text())["members"])
+
+
+# What running a command again does with the folder it ran in: skip a run that ended,
+# resume one that stopped, refuse one with other settings.
+def ended_summary(directory: Path) -> dict[str, Any] | None:
+    """The summary of an ended run in ``directory``, or None if it has not ended."""
+    meta = read_meta(directory)
+    if meta is None or meta.get("status") not in ENDED:
+        return None
+    return {
+        "status": f"{meta['status']} (already; force=true to re-run)",
+        "steps": meta.get("steps"),
+        "results": str(directory),
+        "logs": meta.get("logs", "?"),
+        **meta.get("final", {}),
+    }
+
+
+def resume_point(directory: Path) -> Path | None:
+    """The checkpoint of a run that started and did not end, if any."""
+    ckpt = last_checkpoint(directory)
+    return ckpt if ckpt.is_file() and read_meta(directory) is not None else None
+
+
+def logger_version(meta: dict[str, Any]) -> int | None:
+    """The logger's version folder a run wrote (a resumed run continues it), if any."""
+    logs = meta.get("logs")
+    version = Path(logs).name.removeprefix("version_") if logs else ""
+    return int(version) if version.isdigit() else None
+
+
+def refuse_other_settings(cfg: DictConfig, directory: Path) -> None:
+    """Refuse a run whose folder holds a run of other settings or of another results version,
+    or a float32 run computed another way (kernels, threads, device), unless ``force``."""
+    meta = read_meta(directory)
+    if cfg.force or meta is None:
+        return
+    change = stale(meta) or config_change(directory, cfg)
+    if change is not None:
+        raise ValueError(
+            f"{directory} holds a run with other settings ({change}); "
+            "use another experiment_name, or force=true to replace it"
+        )
+    float64 = resolved_precision(str(cfg.precision), str(cfg.trainer.accelerator)) == "64-true"
+    change = None if float64 or cfg.any_compute else compute_change(meta, planned_compute(cfg))
+    if change is not None:
+        raise ValueError(
+            f"{directory} holds a float32 run {change}, and float32 numbers differ between "
+            "the two (a crossing moves as far as with another seed): any_compute=true counts "
+            "it as done, force=true replaces it, or use another experiment_name"
+        )
+
+
+def config_change(directory: Path, cfg: DictConfig) -> str | None:
+    """The first setting in which ``cfg`` differs from the run stored in ``directory``, if any.
+
+    Names (job_name), where logs go (``logger.*``, whose name follows job_name) and a γ that the
+    optimizer does not use are not settings of the run: a grid over γ × optimizers repeats CM
+    for every γ, and the repeats are the same run. Precision is compared as what it resolves
+    to, so a folder written when the trainer config held it still matches.
+    """
+    stored_path = directory / "config.yaml"
+    if not stored_path.is_file():
+        return None
+    ignored = {*RELAUNCH_KEYS, "job_name", "precision", "trainer.precision"}
+    if not uses_overshoot(cfg):
+        ignored.add("optimizer.overshoot")
+    stored = flat_settings(OmegaConf.to_container(OmegaConf.load(stored_path)))
+    current = flat_settings(OmegaConf.to_container(cfg, resolve=True))
+    there, now = _precision(stored), _precision(current)
+    if there != now:
+        return f"precision: {there!r} there, {now!r} now"
+    for key in sorted(stored.keys() & current.keys()):  # keys added by newer code don't count
+        if key not in ignored and not key.startswith("logger.") and stored[key] != current[key]:
+            return f"{key}: {stored[key]!r} there, {current[key]!r} now"
+    return None
+
+
+def _precision(flat: dict[str, Any]) -> str:
+    """The precision a flattened config runs in; older configs set it in ``trainer``."""
+    given = flat.get("precision") or flat.get("trainer.precision") or "auto"
+    return resolved_precision(str(given), str(flat.get("trainer.accelerator", "auto")))
+
+
+# How a run computes (the module docstring says why it matters for float32).
+COMPUTE_KEYS = ("kernels", "device_type", "device_name", "cpu_threads", "vectorized")
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's vector instruction set (which picks torch's CPU kernels)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {torch.backends.cpu.get_cpu_capability()}"
+
+
+def compute_of(
+    kernels: str | None, device: torch.device, threads: int, vectorized: bool
+) -> dict[str, Any]:
+    """The fields of ``meta.json`` that say how a run computed (threads only count on a CPU)."""
+    return {
+        "kernels": kernels,
+        "device_type": device.type,
+        "device_name": device_name(device),
+        "cpu_threads": threads,
+        "vectorized": vectorized,
+    }
+
+
+def planned_compute(cfg: DictConfig) -> dict[str, Any]:
+    """How ``cfg`` would compute in this process."""
+    device = torch.device("cpu") if on_cpu(cfg) else torch.device("cuda", 0)
+    opt = optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
+    return compute_of(resolved_kernels(opt), device, torch.get_num_threads(), bool(cfg.vectorize))
+
+
+def compute_line(compute: dict[str, Any]) -> str:
+    """E.g. ``kernels=fused on CPU AVX512, 2 threads``."""
+    kernels = compute.get("kernels") or "unrecorded"
+    where = compute.get("device_name") or compute.get("device_type") or "an unrecorded device"
+    if compute.get("device_type") == "cpu":
+        where += f", {compute.get('cpu_threads')} threads"
+    member = ", as a vectorized member" if compute.get("vectorized") else ""
+    return f"kernels={kernels} on {where}{member}"
+
+
+def compute_change(meta: dict[str, Any], planned: dict[str, Any]) -> str | None:
+    """How the run recorded in ``meta`` computed differently from ``planned``, or None."""
+    recorded = {**dict.fromkeys(COMPUTE_KEYS), **meta}
+    recorded["vectorized"] = meta.get("vectorized", "members" in meta)
+    keys = [k for k in COMPUTE_KEYS if k != "cpu_threads" or planned["device_type"] == "cpu"]
+    if all(recorded[k] == planned[k] for k in keys):
+        return None
+    return f"computed with {compute_line(recorded)}; this run would use {compute_line(planned)}"

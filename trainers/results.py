@@ -1,11 +1,11 @@
 """The results folder, the one boundary between training and scripts: where each run's folder is
-(``<results_dir>/<experiment>/<task>/<optimizer>/seed=<s>/``), what its status can be, and its
-files (config.yaml, meta.json, steps.csv, evals.csv), written atomically.
+(``<results_dir>/<experiment>/<task>/<optimizer label>/seed=<s>/``, the label named from the
+run's config), what its status can be, and its files (config.yaml, meta.json, steps.csv,
+evals.csv), written atomically.
 
 Rows are streamed to ``<name>.part`` files as they come (nothing accumulates in memory) and
 renamed into place when the run ends, so a reader never sees a half-written file. A resumed run
-cuts the ``.part`` files back to its checkpoint's step and appends from there.
-"""
+cuts the ``.part`` files back to its checkpoint's step and appends from there."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from filelock import FileLock, Timeout
+from omegaconf import DictConfig, OmegaConf
 
 STEP_FIELDS = ["step", "epoch", "lr", "loss", "loss_base", "accuracy", "wall_time", "step_time"]
 
@@ -47,6 +48,7 @@ RELAUNCH_KEYS = (
 )
 
 SEED_PREFIX = "seed="
+ARCHIVE = "archive"  # an experiment's archive: <results_dir>/<experiment>/archive/
 
 
 class Status(StrEnum):
@@ -122,6 +124,14 @@ def stale(meta: dict[str, Any]) -> str | None:
     if version == RESULTS_VERSION:
         return None
     return f"results version {version}, not {RESULTS_VERSION} (measured by another harness)"
+
+
+def flat_settings(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A config's settings as ``{"a.b.c": value}``: how two runs' configs are compared."""
+    if not isinstance(tree, dict):
+        return {prefix.removesuffix("."): tree}
+    nested = (flat_settings(sub, f"{prefix}{key}.") for key, sub in tree.items())
+    return {k: v for flat in nested for k, v in flat.items()}
 
 
 def _umask() -> int:
@@ -228,3 +238,31 @@ class RunResults:
             os.replace(self.dir / f"{name}.part", self.dir / name)
         self._files.clear()
         self.update_meta(status=status, **meta)
+
+
+# Names a run is filed under, from its config.
+def uses_overshoot(cfg: DictConfig) -> bool:
+    """Whether ``optimizer.overshoot`` (γ) changes what this run computes.
+
+    True in two-model mode and for every optimizer config whose factory reads γ (SGDO, AdamO,
+    the wrapper around any optimizer), so a new Overshoot config needs no registration.
+    """
+    factory = OmegaConf.to_container(cfg.optimizer.factory, resolve=False)
+    return bool(cfg.two_models) or "${optimizer.overshoot}" in str(factory)
+
+
+def optimizer_label(cfg: DictConfig) -> str:
+    """Folder name of the optimizer: its name, γ where Overshoot is used, the mode, and with
+    ``lr_in_label`` its learning rate (a grid of rates files each apart)."""
+    name = str(cfg.optimizer.name)
+    rate = f"_lr{cfg.task[cfg.optimizer.family].lr:g}" if cfg.get("lr_in_label") else ""
+    if not uses_overshoot(cfg):
+        return f"{name}{rate}"
+    mode = "_two_models" if cfg.two_models else ""
+    return f"{name}{mode}_g{cfg.optimizer.overshoot:g}{rate}"
+
+
+def run_folder(cfg: DictConfig) -> Path:
+    """``<results_dir>/<experiment>/<task>/<optimizer label>/seed=<s>``."""
+    path = RunPath(str(cfg.experiment_name), str(cfg.task.name), optimizer_label(cfg), cfg.seed)
+    return path.folder(cfg.results_dir)

@@ -1,5 +1,5 @@
 """Train what a composed config asks for: its plan (trainers/plan.py), then each job, one run
-here or the vectorized members of one configuration (trainers/vectorized.py), each writing its
+here or the vectorized members of one configuration (trainers/members/__init__.py), each writing its
 results folder. Re-running a command only does what is missing (the plan's claims)."""
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from trainers.callbacks import StepRecorder
-from trainers.checkpoints import last_checkpoint
-from trainers.ddp import process_rank, rank_weight_diff
-from trainers.fitting import evaluate, fit, make_datamodule, module_settings, schedule
-from trainers.labels import optimizer_label
-from trainers.logs import log_outcome, make_logger, silence_unactionable
-from trainers.module import TrainModule
-from trainers.optim import optimizer_factory
-from trainers.plan import Claim, claim, make_plan
-from trainers.relaunch import logger_version
-from trainers.results import RunResults, read_meta
-from trainers.trainer import make_trainer
-from trainers.vectorized import train_members
+from trainers.fit import evaluate, fit, module_settings, optimizer_factory, schedule, task_data
+from trainers.fit.callbacks import StepRecorder
+from trainers.fit.module import TrainModule
+from trainers.fit.trainer import (
+    last_checkpoint,
+    log_outcome,
+    make_logger,
+    make_trainer,
+    process_rank,
+    rank_weight_diff,
+    silence_unactionable,
+)
+from trainers.plan import Claim, claim, logger_version, make_plan
+from trainers.results import RunResults, optimizer_label, read_meta
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def train_claim(claimed: Claim) -> list[dict[str, Any]]:
     if not claimed.train:
         return []
     if claimed.job.vectorized:
+        from trainers.members import train_members  # loaded only for vectorized jobs
+
         return train_members(claimed)
     return [train_run(claimed)]
 
@@ -53,7 +56,7 @@ def train_run(claimed: Claim) -> dict[str, Any]:
     (run,) = claimed.train
     cfg, directory = run.cfg, run.folder
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = make_datamodule(cfg, cfg.seed)
+    datamodule = task_data(cfg, cfg.seed)
     steps, epochs = schedule(cfg, datamodule)
     results = RunResults(directory, write=process_rank() == 0)
     recorder = StepRecorder(

@@ -1,18 +1,25 @@
 """What a command sweeps: its overrides checked before Hydra runs a job (names, composition and
-validation of every swept value), and with ``vectorize=true`` the seeds and γ of a sweep grouped
-into the members of one job per configuration."""
+validation of every swept value); with ``vectorize=true`` the seeds, γ and rates of a sweep
+grouped into the members of one job per configuration; and, after a multirun, its
+steps-to-95 % table and archive, made by ``scripts/sweep_summary.py`` in a process of its own
+(training never imports scripts/)."""
 
 from __future__ import annotations
 
+import atexit
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
-from data.root import DataNotFoundError
-from trainers.checks import validate
-from trainers.reference_flags import CONFIGS, UsageError, choices
+from data import DataNotFoundError
+from trainers.cli import CONFIGS, UsageError, choices
+from trainers.cli.checks import validate
 
 RENAMED = {
     "fused": "kernels=fused|foreach|single (fused=true was kernels=fused, fused=false "
@@ -115,7 +122,7 @@ def sweep_variants(overrides: list[str], sweep: dict[str, Any]) -> list[list[str
     return [first, *changed]
 
 
-MEMBER_KEYS = {
+SWEPT_AS_MEMBERS = {  # a swept key, and the members key its values become
     "seed": "members.seed",
     "optimizer.overshoot": "members.overshoot",
     "task.sgd.lr": "members.lr.sgd",  # each family's rate: a job uses its optimizer's
@@ -140,8 +147,8 @@ def vectorized(args: list[str]) -> list[str]:
     except Exception:
         return args
     sweep = dict(OmegaConf.select(cfg, "hydra.sweeper.params") or {})
-    out = [a for a in args if a.partition("=")[0] not in MEMBER_KEYS]
-    for key, member_key in MEMBER_KEYS.items():
+    out = [a for a in args if a.partition("=")[0] not in SWEPT_AS_MEMBERS]
+    for key, member_key in SWEPT_AS_MEMBERS.items():
         raw = given.get(key, sweep.get(key))
         if raw is None or member_key in given:  # members given outright stay as given
             continue
@@ -153,3 +160,37 @@ def vectorized(args: list[str]) -> list[str]:
         )
         out += [f"{key}={values[0]}", f"{member_key}=[{','.join(values)}]"]
     return out
+
+
+# After a multirun.
+SUMMARY = Path(__file__).resolve().parents[2] / "scripts" / "sweep_summary.py"
+
+
+class MultirunSummary(Callback):
+    """Prints the table at the end of a multirun, also one in which a job failed.
+
+    Hydra skips ``on_multirun_end`` when a job fails (it reports the failure and exits 1 once
+    every job has run), so the table of the jobs that did run is then printed at exit.
+    """
+
+    def __init__(self) -> None:
+        self._owed: DictConfig | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._owed = config
+        atexit.register(self._print_if_owed)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._owed = None
+        summarize(config)
+
+    def _print_if_owed(self) -> None:
+        if self._owed is not None:
+            summarize(self._owed)
+
+
+def summarize(config: DictConfig) -> None:
+    """The summary of ``config``'s experiment, printed where this process prints."""
+    sys.stdout.flush()
+    where = [str(config.results_dir), str(config.experiment_name)]
+    subprocess.run([sys.executable, str(SUMMARY), *where], check=False)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from models.base import TaskModel
+from models import TaskModel
 
 
 def _key(name: str) -> str:

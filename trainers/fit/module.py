@@ -1,18 +1,25 @@
-"""One LightningModule for every task and optimizer; two-model mode is a flag."""
+"""One LightningModule for every task and optimizer (two-model mode is a flag), and where the
+weights are: the weights a user would deploy, held exactly for evaluation.
+
+Some optimizers train at weights other than the ones to deploy: Overshoot holds θ′ (deploy θ),
+schedule-free optimizers hold y (deploy x, their ``eval()`` mode), Lookahead holds the fast
+weights (deploy the slow ones). Evaluation, the per-step loss at base weights and checkpoints
+all go through ``deployed_weights``, so each sees what a user would deploy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 
-from models.base import TaskModel
-from overshoot import TwoModelOvershoot
-from trainers.base_weights import deployed_weights, moves_weights, run_optimizer
-from trainers.checkpoints import HELD_KEY
-from trainers.timing import StepClock
+from models import TaskModel
+from overshoot import OvershootOptimizer
+
+HELD_KEY = "overshoot_held_state_dict"  # a checkpoint's training weights, beside the deployed
 
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
 
@@ -44,7 +51,6 @@ class TrainModule(pl.LightningModule):
         self.two_models = two_models
         self.overshoot = overshoot
         self.last_step: dict[str, torch.Tensor] = {}
-        self.step_clock = StepClock()  # started by the recorder, stopped after the update
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Lightning names the running hook in ``_current_fx_name`` around every hook call,
@@ -71,12 +77,6 @@ class TrainModule(pl.LightningModule):
         self.last_step = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
         return loss
 
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """Lightning's step (forward, backward and update run inside it); the step's clock stops
-        here, before the schedule and the end-of-batch hooks."""
-        super().optimizer_step(*args, **kwargs)
-        self.step_clock.stop()
-
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         loss, metrics = self.batch_loss(batch)
         n = len(batch[0])
@@ -97,6 +97,8 @@ class TrainModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         params = self.optimizer_params()
         if self.two_models:
+            from overshoot import TwoModelOvershoot  # loaded only for the two-model reference
+
             opt: torch.optim.Optimizer = TwoModelOvershoot(
                 params, self.optimizer_factory, self.overshoot
             )
@@ -121,3 +123,74 @@ class TrainModule(pl.LightningModule):
         """Resuming training (a trainer is attached) continues from the held weights."""
         if self._trainer is not None and HELD_KEY in checkpoint:
             checkpoint["state_dict"] = checkpoint[HELD_KEY]
+
+
+# The deployed weights.
+def run_optimizer(trainer: pl.Trainer) -> torch.optim.Optimizer | None:
+    opts = trainer.optimizers
+    return opts[0] if opts else None
+
+
+@contextmanager
+def _between(enter: Callable[[], Any], leave: Callable[[], Any]) -> Iterator[None]:
+    enter()
+    try:
+        yield
+    finally:
+        leave()
+
+
+def deploy_switch(opt: torch.optim.Optimizer | None) -> AbstractContextManager[None] | None:
+    """The optimizer's own switch to its deployable weights, or None if it holds them already."""
+    if isinstance(opt, OvershootOptimizer):  # at γ = 0 the held weights are the base ones
+        return opt.base_weights() if opt.shifted and not opt.at_base else None
+    peer: Any = opt  # the switches below are duck-typed, not part of torch's Optimizer
+    if callable(getattr(peer, "backup_and_load_cache", None)):  # pytorch_optimizer's Lookahead
+        return _between(peer.backup_and_load_cache, peer.clear_and_load_backup)
+    if callable(getattr(peer, "eval", None)) and callable(getattr(peer, "train", None)):
+        return _between(peer.eval, peer.train)  # HeavyBall SF*, schedulefree: train/eval modes
+    return None
+
+
+def state_to_device(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    """Move the optimizer's state to ``device``, leaving step counters where torch keeps them.
+
+    ``trainer.fit`` ends by moving the model and the optimizer's state to the CPU; ``trainer.test``
+    moves the model back to the GPU but not the optimizer, whose state the switch to the
+    deployable weights reads alongside the parameters.
+    """
+    for state in opt.state.values():
+        for key, value in state.items():
+            if key != "step":
+                state[key] = move_data_to_device(value, device)
+
+
+def moves_weights(opt: torch.optim.Optimizer | None) -> bool:
+    """Whether training holds weights other than the deployable ones."""
+    return deploy_switch(opt) is not None
+
+
+@contextmanager
+def deployed_weights(opt: torch.optim.Optimizer | None, module: torch.nn.Module) -> Iterator[None]:
+    """Hold the deployable weights inside the block, then restore the training ones bit for bit.
+
+    A switch and its inverse are the identity only up to rounding (θ′ − γu + γu, a lerp and its
+    inverse); restoring a copy keeps training unperturbed by evaluation (one temporary copy of
+    the parameters). Overshoot optimizers restore their own copy and skip the shift back.
+    """
+    switch = deploy_switch(opt)
+    if isinstance(opt, OvershootOptimizer) and switch is not None:
+        with opt.base_weights(exact=True):
+            yield
+        return
+    if switch is None:
+        yield
+        return
+    params: list[torch.Tensor] = list(module.parameters())
+    snapshot = [p.detach().clone() for p in params]
+    try:
+        with switch:
+            yield
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(params, snapshot)

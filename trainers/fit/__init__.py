@@ -1,17 +1,87 @@
-"""Optimizer glue for configs: builders that Hydra's instantiate can call with the parameters."""
+"""Fitting one job with Lightning: the steps every job takes (its datamodule, length, module
+settings, the fit and the final evaluation) and the optimizer a config builds. ``module.py`` is
+the LightningModule and the deployed weights, ``trainer.py`` the trainer with its logger,
+checkpoints and DDP, ``callbacks.py`` what a run records and times. Lightning is imported by
+those, not here: the command line's checks build optimizers without it."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
+import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C, SIGTERM); its results folder says so and can be resumed."""
+
+
+def task_data(cfg: DictConfig, seed: int) -> Any:
+    """The task's datamodule at the family's batch size; ``seed`` orders the batches."""
+    return instantiate(
+        cfg.task.data,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        batch_size=cfg.task[cfg.optimizer.family].batch_size,
+        seed=seed,
+    )
+
+
+def module_settings(cfg: DictConfig, steps: int) -> dict[str, Any]:
+    """``TrainModule``'s settings from the run's config: schedule and two-model mode."""
+    return {
+        "total_steps": steps,
+        "cosine": cfg.task.cosine,
+        "cosine_extra": int(cfg.task.get("cosine_extra", 1)),
+        "two_models": cfg.two_models,
+        "overshoot": cfg.optimizer.overshoot,
+    }
+
+
+def schedule(cfg: DictConfig, datamodule: Any) -> tuple[int, int]:
+    """(optimizer steps, epochs) of the run: ``max_steps``, else the task's epochs."""
+    hp = cfg.task[cfg.optimizer.family]
+    accumulate = int(cfg.task.get("accumulate", 1))
+    batches = datamodule.batches_per_epoch()
+    steps = cfg.max_steps or hp.get("epochs", cfg.task.epochs) * batches // accumulate
+    return steps, math.ceil(steps * accumulate / batches)
+
+
+def fit(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    checkpoint: Path | None,
+    directory: Path,
+) -> None:
+    """``trainer.fit``, from ``checkpoint`` when resuming; Ctrl-C and SIGTERM → Interrupted."""
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    except SystemExit as stop:  # how Lightning ends a fit on Ctrl-C and on SIGTERM
+        raise Interrupted(
+            f"interrupted at step {trainer.global_step}; results kept in {directory}; "
+            "run the same command again to resume"
+        ) from stop
+
+
+def evaluate(
+    trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule
+) -> dict[str, float]:
+    """The last validation and the test metrics, both at the deployed weights."""
+    last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    return {**last_val, **{k: float(v) for k, v in test.items()}}
+
+
+# The optimizer a config builds.
 log = logging.getLogger(__name__)
 
 Factory = Callable[[Iterable[Any]], torch.optim.Optimizer]

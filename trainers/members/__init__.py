@@ -1,7 +1,8 @@
-"""A vectorized job: the runs of one configuration that differ only in seed (and γ) train as the
-members of one stacked model (trainers/stacked.py), each filed in its own results folder and
-logger as its separate run would be. The plan (trainers/plan.py) says which members train and
-whether the job resumes from its checkpoint, kept in ``<optimizer folder>/members-<id>/``."""
+"""Vectorized members: the runs of one configuration that differ only in seed, γ or rate train
+as the members of one stacked model (``stacked.py``), each filed in its own results folder and
+logger as its separate run would be (``module.py``). The plan (trainers/plan.py) says which
+members train and whether the job resumes from its checkpoint, kept in
+``<optimizer folder>/members-<id>/``."""
 
 from __future__ import annotations
 
@@ -13,17 +14,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
-from trainers.checkpoints import last_checkpoint
-from trainers.fitting import evaluate, fit, make_datamodule, module_settings, schedule
-from trainers.labels import optimizer_label, uses_overshoot
-from trainers.logs import log_outcome, make_logger
-from trainers.members import Member, MembersModule, MembersRecorder, member_metrics
-from trainers.optim import optimizer_factory
-from trainers.plan import Claim, Run, busy
-from trainers.relaunch import ended_summary, logger_version
-from trainers.results import RunResults, read_meta
-from trainers.stacked import Members
-from trainers.trainer import make_trainer
+from trainers.fit import evaluate, fit, module_settings, optimizer_factory, schedule, task_data
+from trainers.fit.trainer import last_checkpoint, log_outcome, make_logger, make_trainer
+from trainers.members.module import Member, MembersModule, MembersRecorder, member_metrics
+from trainers.members.stacked import Members
+from trainers.plan import Claim, Run, busy, ended_summary, logger_version
+from trainers.results import RunResults, optimizer_label, read_meta, uses_overshoot
 
 
 def train_members(claimed: Claim) -> list[dict[str, Any]]:
@@ -32,7 +28,7 @@ def train_members(claimed: Claim) -> list[dict[str, Any]]:
     seeds = [r.cfg.seed for r in runs]
     pl.seed_everything(seeds[0], workers=True, verbose=False)
     first = runs[0].cfg  # its optimizer settings are the job's; further γ are param groups
-    datamodule = make_datamodule(cfg, seeds[0])
+    datamodule = task_data(cfg, seeds[0])
     datamodule.members = seeds
     steps, epochs = schedule(cfg, datamodule)
     members = _members(runs, resumed=claimed.resume is not None)

@@ -14,11 +14,10 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
-from trainers.base_weights import deployed_weights, run_optimizer
-from trainers.callbacks import EVAL_FIELDS, StepRecorder, eval_row, write_steps
-from trainers.module import TrainModule
+from trainers.fit.callbacks import EVAL_FIELDS, StepRecorder, eval_row, write_steps
+from trainers.fit.module import TrainModule, deployed_weights, run_optimizer
+from trainers.members.stacked import Members
 from trainers.results import RunResults, Status, write_atomic
-from trainers.stacked import Members
 
 
 @dataclass
@@ -106,11 +105,11 @@ class MembersRecorder(StepRecorder):
         super().__init__(members[0].results, members[0].config_yaml, base_loss)
         self.members = members
 
-    def times(self, trainer: pl.Trainer, results: RunResults) -> dict[str, Any]:
-        """The job's times; ``step_time_s`` (and its spread) is a member's share: the job's
-        step time over the number of members (``job_step_time_s`` is the job's own), so reports
-        compare the cost of a step of each optimizer whatever the size of the job it ran in."""
-        times = super().times(trainer, results)
+    def member_times(self, trainer: pl.Trainer, results: RunResults) -> dict[str, Any]:
+        """A member's times: the job's, but ``step_time_s`` (and its spread) is a member's share,
+        the job's step time over the number of members (``job_step_time_s`` is the job's own), so
+        reports compare a step's cost for each optimizer whatever the size of its job."""
+        times = self.clock.times(trainer.global_step, results)
         job, spread = times["step_time_s"], times["step_time_iqr_s"]
         n = len(self.members)
         return {
@@ -138,7 +137,7 @@ class MembersRecorder(StepRecorder):
             bad = write_steps(m.results, m.logger, infos, names, rows[..., i].tolist())
             if bad is not None:
                 m.status, m.diverged_at, m.active = Status.DIVERGED, bad, False
-                times = self.times(trainer, m.results)
+                times = self.member_times(trainer, m.results)
                 m.results.finish(Status.DIVERGED, logs=m.logs, diverged_at_step=bad, **times)
                 ended = True
         live = [i for i, _ in self.active()]
@@ -163,7 +162,7 @@ class MembersRecorder(StepRecorder):
         final = meta.pop("final", {})
         for i, m in self.active():
             m.active = False
-            times = self.times(trainer, m.results)
+            times = self.member_times(trainer, m.results)
             m.results.finish(
                 m.status,
                 **meta,

@@ -1,6 +1,6 @@
 """The one validation pass over a composed config: main.py runs it on every configuration of a
-command before Hydra starts, and ``train`` on its own; cheap, with nothing heavy imported before
-the cheap checks, and never Lightning."""
+command before Hydra starts, and ``make_plan`` on its own; cheap, with nothing heavy imported
+before the cheap checks, and never Lightning."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from data.root import check_present
+from data import check_present
 
 FAMILIES = ("sgd", "adam")  # every task config holds both hyperparameter sets
 # The run's ``precision``: "auto" is bf16-mixed on a CUDA GPU with bf16, else float32;
@@ -24,7 +24,7 @@ SWITCHES = (
     *("vectorize", "two_models", "compute_base_model_loss", "force", "any_compute"),
     *("lr_in_label", "data.download"),
 )
-KERNELS = ("fused", "foreach", "single")  # trainers.optim.fastest says what each is
+KERNELS = ("fused", "foreach", "single")  # trainers.fit.fastest says what each is
 
 
 def _is_number(value: Any) -> bool:
@@ -44,8 +44,7 @@ def validate(cfg: DictConfig) -> None:
         check_no_members(cfg)
 
 
-# Each members key, and the key that sets it for one run.
-MEMBER_KEYS = {
+ONE_RUN_KEYS = {  # each members key, and the key that sets it for one run
     "seed": "seed=<s>",
     "overshoot": "optimizer.overshoot=<γ>",
     **{f"lr.{family}": f"task.{family}.lr=<rate>" for family in FAMILIES},
@@ -56,7 +55,7 @@ MEMBER_KEYS = {
 def check_no_members(cfg: DictConfig) -> None:
     """A single run trains no members: a ``members.*`` list given without ``vectorize=true``
     would otherwise be ignored, and the run silently be one of them."""
-    for key, single in MEMBER_KEYS.items():
+    for key, single in ONE_RUN_KEYS.items():
         values = OmegaConf.select(cfg, f"members.{key}")
         if values is not None:
             raise ValueError(
@@ -121,7 +120,7 @@ def check_optimizer(cfg: DictConfig) -> None:
     path that torch.compile builds needs a C++ compiler on the CPU, checked here, not mid-run."""
     import torch
 
-    from trainers.optim import optimizer_factory
+    from trainers.fit import optimizer_factory
 
     try:
         opt = optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])

@@ -1,6 +1,7 @@
-"""The reference implementation's command line (``--model --dataset --opt_name ...``): its names,
-its parser, and the one translation of its flags into Hydra overrides. Also the config groups
-the command line offers (``choices``), shared with trainers/sweeps.py."""
+"""The command line, before Hydra runs a job: the reference implementation's flags
+(``--model --dataset --opt_name ...``) translated once into Hydra overrides, and the config groups
+the command offers (``choices``). ``checks.py`` validates a composed config; ``sweeps.py`` checks
+what a command sweeps, groups vectorized members, and summarizes a multirun at its end."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from trainers.checks import PRECISIONS
+from trainers.cli.checks import PRECISIONS
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 REFERENCE_OPTIMIZERS = {
     "sgd": "sgd",
@@ -100,7 +101,7 @@ def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
-def describe(group: str, name: str) -> str:
+def first_line(group: str, name: str) -> str:
     """The config's first line, a comment that says in one line what it is."""
     first = (CONFIGS / group / f"{name}.yaml").read_text().split("\n", 1)[0]
     return first.removeprefix("#").strip()
@@ -115,7 +116,7 @@ def list_optimizers() -> str:
         alias = f" [--opt_name {aliases[name]}]" if name in aliases else ""
         config = OmegaConf.load(CONFIGS / "optimizer" / f"{name}.yaml")
         vectorizes = " [vectorize=true]" if OmegaConf.select(config, "vectorizes") else ""
-        lines.append(f"{name:<{width}}  {describe('optimizer', name)}{alias}{vectorizes}")
+        lines.append(f"{name:<{width}}  {first_line('optimizer', name)}{alias}{vectorizes}")
     return "\n".join(lines)
 
 
