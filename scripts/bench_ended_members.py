@@ -54,13 +54,13 @@ def job(argv: list[str], results: Path, drop: bool) -> tuple[float, int]:
     return float(after["step_time"].median()), len(ended)
 
 
-def main_() -> None:
+def main_(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mlp_housing")
     parser.add_argument("--optimizer", default="sgd_momentum")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     scales = ",".join(f"{2.0**k:g}" for k in range(-3, 4))
     argv = [f"task={args.task}", f"optimizer={args.optimizer}", f"max_steps={args.steps}"]

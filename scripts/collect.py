@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from trainers.archive import (
     MergeError,
@@ -115,7 +114,7 @@ def load_runs(*sources: Path) -> Runs:
 def runs_from(records: list[RunRecord], problems: list[str]) -> Runs:
     rows, curves = [], {}
     for record in records:
-        config = yaml.safe_load(record.config_yaml) or {}
+        config = record.config
         seconds, basis = step_time(record.meta)
         key = record.key
         curves[(key.task, key.optimizer, key.seed)] = record.steps.set_index("step")[

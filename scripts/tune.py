@@ -45,7 +45,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import yaml
 from hydra import compose, initialize_config_dir
 
 from scripts import protocol_v2
@@ -83,7 +82,7 @@ def rated(record: RunRecord) -> dict[str, Any] | None:
     match = RATED.match(record.key.optimizer)
     if match is None:
         return None
-    config = yaml.safe_load(record.config_yaml)
+    config = record.config
     family = str(config["optimizer"]["family"])
     hparams = str((config.get("hparams") or {}).get("name", "current"))
     return {

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from scripts.archive import main as archive_main
 from scripts.archive import pack, unpack_all
 from scripts.collect import load_runs
+from scripts.report import main as report_main
 from scripts.report import report
 from scripts.sweep_summary import print_summary
 from tests.launch import config
@@ -121,7 +122,19 @@ def test_archives_and_folders_merge_and_a_conflict_is_refused_in_one_line(
     with pytest.raises(SystemExit) as stopped:
         archive_main(["pack", str(changed), "--out", str(archive)])
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "archive.py: error: grid/mlp_diabetes/sgdo_g5/seed=1 in "
+    ) and err.endswith(
+        "are not the same run (loss_base differs from step 100); report them apart or leave "
+        "one out\n"
+    ), err
+    assert err.count("\n") == 1
+    with pytest.raises(SystemExit) as stopped:  # a report of both: the same line, status 2
+        report_main([str(changed), str(archive), "--out", str(tmp_path / "report")])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == err.replace("archive.py:", "report.py:", 1)
+    assert not (tmp_path / "report").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SystemExit) as stopped:  # nothing to pack: one line, no archive written

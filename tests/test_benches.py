@@ -34,3 +34,17 @@ def test_bench_members_runs_dry_on_the_embedded_task(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "mlp_diabetes: plain loop " in out and "null pair " in out and "MFLOP/step" in out
     assert "  S=2 " in out and "x plain" in out and "protocol at paper_v1's " in out
+
+
+def test_bench_ended_members_runs_dry_on_the_embedded_task(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One repeat of both jobs (the ended dropped, and computing on), so the bench cannot rot."""
+    from scripts import bench_ended_members
+
+    monkeypatch.chdir(tmp_path)
+    bench_ended_members.main_(["--task", "mlp_diabetes", "--steps", "130", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "mlp_diabetes, sgd_momentum: one job at the task's rate × [0.125,0.25," in out
+    assert "  repeat 0: keep " in out and "  repeat 0: drop " in out
+    assert "ratio dropped / computing on, median of the repeats' pairs: " in out

@@ -86,6 +86,9 @@ def test_the_rules_as_stated() -> None:
     assert chosen.loc["steps", "grid_edge"] == ""  # 0.2 lies inside the grid, 0.1 … 0.4
     fastest_at_the_top = grid.assign(steps_to_t=grid["steps_to_t"] * (grid["rate"] != 0.4))
     assert tune.choose(fastest_at_the_top).set_index("rule").loc["steps", "grid_edge"] == "largest"
+    bottom = grid.assign(steps_to_t=grid["steps_to_t"].where(grid["rate"] != 0.1, 10.0))
+    at_the_bottom = tune.choose(bottom).set_index("rule").loc["steps"]
+    assert at_the_bottom["rate"] == 0.1 and at_the_bottom["grid_edge"] == "smallest"
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
@@ -182,7 +185,14 @@ def test_the_script_writes_the_tuned_table(grid: Path, tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "tuned_table.csv")
     assert set(table["optimizer"]) == {"sgd_momentum", "sgdo_g0"}
     assert "sgdo_g0" in (tmp_path / "tuned_table.md").read_text()
-    assert (tmp_path / "evaluate.sh").read_text().count("experiment=tuned_eval") >= 2
+    commands = [
+        line for line in (tmp_path / "evaluate.sh").read_text().splitlines() if "main.py" in line
+    ]
+    seeds = ",".join(str(10 * k) for k in range(1, 11))
+    assert len(commands) == 2  # one per optimizer, at its chosen rate (both: 0.01, the task's)
+    for optimizer in ("sgd_momentum", "sgdo"):
+        at = f"optimizer={optimizer} optimizer.overshoot=0 task.sgd.lr=0.01 seed={seeds} "
+        assert sum(at in c and "experiment=tuned_eval" in c for c in commands) == 1, commands
 
 
 def test_the_tuned_table_says_which_seed_mean_never_reaches_t() -> None:
@@ -313,3 +323,30 @@ def test_v2_evaluation_reads_zero_for_gamma_zero_and_a_lost_seed_makes_its_media
         if "sgdo_g0" in line
     )
     assert "| 1 of 2 " in row and "| ∞ " in row and row.rstrip(" |").endswith("loses")
+
+
+def test_the_script_refuses_what_it_cannot_tune_in_one_line_and_exit_2(
+    grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A results folder that does not exist, one with no run filed by rate, and an evaluation
+    with no run at a chosen rate: each one line, status 2, and no table written."""
+    unrated = tmp_path / "unrated"
+    shutil.copytree(grid / "mlp_diabetes" / "sgd_momentum_lr0.01", unrated / "t" / "sgd_momentum")
+    elsewhere = tmp_path / "elsewhere" / "mlp_diabetes"  # the grid's slowest rate only
+    for folder in (grid / "mlp_diabetes").glob("*_lr0.005"):
+        shutil.copytree(folder, elsewhere / folder.name)
+    out = tmp_path / "out"
+    cases = [
+        ([str(tmp_path / "nowhere")], f"results folder {tmp_path / 'nowhere'} does not exist"),
+        ([str(unrated)], "no runs filed by rate (lr_in_label=true) found"),
+        (
+            [str(grid), "--protocol", "v1", "--evaluation", str(elsewhere.parent)],
+            "no run at a chosen rate in the evaluation",
+        ),
+    ]
+    for args, line in cases:
+        with pytest.raises(SystemExit) as exit_:
+            tune.main([*args, "--out", str(out), "--window", str(WINDOW)])
+        assert exit_.value.code == 2, args
+        assert capsys.readouterr().err == f"tune.py: error: {line}\n", args
+    assert not (out / "tuned_table.csv").exists()

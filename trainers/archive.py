@@ -62,6 +62,13 @@ class RunRecord:
     evals: pd.DataFrame  # stage, epoch, step, loss, accuracy
     source: str
 
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        """``config_yaml`` parsed once (libyaml's parser where present: reports read every
+        record's config, and the pure-Python parser took most of a tuning table's time)."""
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(self.config_yaml, Loader=loader) or {}
+
     @property
     def name(self) -> str:
         k = self.key
@@ -236,7 +243,7 @@ def check_same(a: RunRecord, b: RunRecord) -> None:
         at = np.flatnonzero(~np.isclose(a.steps["loss_base"], b.steps["loss_base"], 0, 0, True))
         why = f"loss_base differs from step {int(steps_a[at[0]])}"
     else:
-        settings = [flat_settings(yaml.safe_load(r.config_yaml) or {}) for r in (a, b)]
+        settings = [flat_settings(r.config) for r in (a, b)]
         for key in sorted(settings[0].keys() & settings[1].keys()):
             if key not in NOT_SETTINGS and settings[0][key] != settings[1][key]:
                 why = f"{key}: {settings[0][key]!r} against {settings[1][key]!r}"
