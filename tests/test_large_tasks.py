@@ -23,6 +23,7 @@ CASES = {
     "resnet50_cifar100": BATCH_4,
     "gpt_shakespeare": [*SMALL_GPT, *SHORT_BLOCKS, *BATCH_4],
     "gpt_tiny_shakespeare": [*SMALL_GPT, *SHORT_BLOCKS],
+    "gpt_char_shakespeare": [],  # CPU-sized already: its own settings
     **{task: SMALL_GLUE for task in ("gpt_hf_qqp", "gpt_hf_sst", "gpt_hf_mnli")},
 }
 

@@ -81,6 +81,12 @@ def check_types(cfg: DictConfig) -> None:
             f"task {cfg.task.name} has no {hparams} settings "
             f"(configs/task_hparams/{hparams}/{cfg.task.name}.yaml); use hparams=current"
         )
+    steps = OmegaConf.select(cfg, "budget.steps")
+    if steps is not None and cfg.task.name not in steps and cfg.max_steps is None:
+        raise ValueError(
+            f"budget={cfg.budget.name} has no step budget for task {cfg.task.name} (it has "
+            f"{', '.join(steps)}); use budget=paper or max_steps=N"
+        )
     gamma = cfg.optimizer.overshoot
     if not _is_number(gamma) or gamma < 0:
         raise ValueError(f"optimizer.overshoot={gamma!r}: expected a number >= 0")

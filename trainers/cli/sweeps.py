@@ -34,7 +34,7 @@ def check_group_choices(overrides: list[str]) -> None:
         group = key.lstrip("+~")
         if sep and group in RENAMED:
             raise UsageError(f"{item}: the key is now {RENAMED[group]}")
-        if sep and group in ("task", "optimizer", "trainer", "experiment", "hparams"):
+        if sep and group in ("task", "optimizer", "trainer", "experiment", "hparams", "budget"):
             for name in value.split(","):
                 if name not in choices(group):
                     raise UsageError(
