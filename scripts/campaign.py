@@ -59,7 +59,7 @@ def as_members(task: str) -> bool:
     model = OmegaConf.load(ROOT / "configs" / "task" / f"{task}.yaml").model._target_
     hparams = ROOT / "configs" / "task_hparams" / "paper_v1" / f"{task}.yaml"
     if HPARAMS.get(task, "paper_v1") == "paper_v1" and hparams.is_file():
-        model = OmegaConf.load(hparams).get("model", {}).get("_target_", model)
+        model = OmegaConf.select(OmegaConf.load(hparams), "model._target_", default=model)
     cls = get_class(model)
     return not getattr(cls, "vectorizes", None) and not getattr(
         cls, "slower_as_members_on_cpu", None
