@@ -1,0 +1,71 @@
+"""The cross-task campaign's commands (``scripts/campaign.py --dry``) and the ``cpu`` budget:
+what it would run, where, and its refusals; nothing trains here."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from scripts import campaign
+from tests.launch import config
+from trainers.cli.checks import validate
+
+
+def test_a_conv_tasks_grid_is_one_multirun_per_family_of_separate_runs_at_exact_rates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    campaign.main(["vae_mnist", "--dry"])
+    lines = [
+        shlex.split(line[2:]) for line in capsys.readouterr().out.splitlines() if line[:2] == "+ "
+    ]
+    grids = [words for words in lines if words[0] == "main.py"]
+    assert len(grids) == 2 and not any("vectorize=true" in g for g in grids)
+    rates = "0.000125,0.00025,0.0005,0.001,0.002,0.004,0.008"  # paper_v1's 1e-3 × 2^-3..2^3
+    for grid, (family, optimizers) in zip(grids, campaign.FAMILIES.items(), strict=True):
+        assert f"optimizer={optimizers}" in grid and f"task.{family}.lr={rates}" in grid
+        assert {
+            "experiment=tuned",
+            "budget=cpu",
+            "hparams=paper_v1",
+            "members.lr_scale=null",
+        } <= set(grid)
+        assert f"results_dir={campaign.RESULTS / 'cpu' / 'vae_mnist'}" in grid
+    tune = [words for words in lines if words[0] == "scripts/tune.py"]
+    assert tune[-1][-2:] == [
+        "--evaluation",
+        str(campaign.RESULTS / "cpu/vae_mnist/grid_eval/archive"),
+    ]
+
+
+def test_widening_a_separate_run_grid_gives_the_octaves_rate_outright() -> None:
+    run = campaign.Campaign("vae_mnist", "cpu", dry=True)
+    words = ["experiment=tuned", "optimizer=sgdo", "optimizer.overshoot=3"]
+    command = run.main_py([*words, "members.lr_scale=[16]", "vectorize=true"])
+    assert "task.sgd.lr=0.016" in command and "members.lr_scale=null" in command
+    assert "vectorize=true" not in command
+    members = campaign.Campaign("mlp_housing", "cpu", dry=True).main_py(words)
+    assert "vectorize=true" in members  # an MLP's seeds and rates train as members
+
+
+def test_bad_tasks_and_budgets_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, says in (
+        (["nope"], "unknown task 'nope'; valid: 2c2d_fmnist, "),
+        (["vae_mnist", "--budget", "gpu"], "unknown budget 'gpu'; valid: cpu, paper"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            campaign.main([*argv, "--dry"])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and err.startswith(f"campaign.py: error: {says}"), err
+        assert err.count("\n") == 1
+
+
+def test_the_cpu_budget_sets_a_listed_tasks_steps_and_refuses_an_unlisted_one(
+    tmp_path: Path,
+) -> None:
+    assert config(tmp_path, ["task=vae_mnist", "budget=cpu"]).max_steps == 640
+    assert config(tmp_path, ["task=vae_mnist"]).max_steps is None  # budget=paper: the task's
+    with pytest.raises(ValueError, match=r"^budget=cpu has no step budget for task mlp_diabetes "):
+        validate(config(tmp_path, ["budget=cpu"]))
+    validate(config(tmp_path, ["budget=cpu", "max_steps=9"]))  # a length given outright
