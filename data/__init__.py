@@ -104,12 +104,16 @@ def mnist_raw(root: Path, folder: str, download: bool) -> Path | None:
     )
 
 
-def cifar_folder(root: Path, classes: int, download: bool) -> Path | None:
-    """The folder of CIFAR's python batches; None where they are absent and may be downloaded."""
+def cifar_folder(
+    root: Path, classes: int, download: bool, train_batches: int | None = None
+) -> Path | None:
+    """The folder of CIFAR's python batches (the first ``train_batches`` and no test batch, for
+    a subset); None where they are absent and may be downloaded."""
     if classes not in CIFAR_LAYOUT:
         raise ValueError(f"unknown CIFAR classes {classes}; valid: 10, 100")
     folder, train, test, _ = CIFAR_LAYOUT[classes]
-    for name in [*train, test]:
+    names = [*train, test] if train_batches is None else train[:train_batches]
+    for name in names:
         if not (root / folder / name).is_file():
             if download:
                 return None
@@ -130,7 +134,7 @@ LOCATE: dict[str, Callable[[Path, bool, Mapping[str, Any]], object]] = {
     "MNISTDataModule": lambda root, download, kw: mnist_raw(root, "MNIST", download),
     "FashionMNISTDataModule": lambda root, download, kw: mnist_raw(root, "FashionMNIST", download),
     "CIFARDataModule": lambda root, download, kw: cifar_folder(
-        root, int(kw.get("classes", 10)), download
+        root, int(kw.get("classes", 10)), download, kw.get("train_batches")
     ),
 }
 

@@ -66,6 +66,8 @@ class CIFARDataModule(TensorDataModule):
     """CIFAR-10 or -100: train 40k / val 10k (fixed split) / test 10k; ``augment`` for training.
 
     ``val_fraction=None`` trains on all 50k and validates on the test split (arXiv v1).
+    ``train_batches=n`` reads the first n training batches alone and no test batch (a subset
+    such as ../shared/data's 4,000 images): a fixed tenth of them is the test split.
     """
 
     def __init__(
@@ -78,9 +80,11 @@ class CIFARDataModule(TensorDataModule):
         download: bool = False,
         eval_batch_size: int = 1024,
         val_fraction: float | None = 0.2,
+        train_batches: int | None = None,
     ) -> None:
         super().__init__(root, batch_size, seed, eval_batch_size, download)
         self.val_fraction = val_fraction
+        self.train_batches = train_batches
         if classes not in CIFAR_LAYOUT:
             raise ValueError(f"unknown CIFAR classes {classes}; valid: 10, 100")
         self.classes = classes
@@ -88,7 +92,7 @@ class CIFARDataModule(TensorDataModule):
 
     def _folder(self) -> Path:
         root = resolve_root(self.root)
-        folder = cifar_folder(root, self.classes, self.download)
+        folder = cifar_folder(root, self.classes, self.download, self.train_batches)
         if folder is None:
             from torchvision import datasets
 
@@ -106,14 +110,20 @@ class CIFARDataModule(TensorDataModule):
             x, y = read_batches(folder, names, key)
             return (torch.from_numpy(x).float().div_(255) - mean) / std, torch.from_numpy(y)
 
-        x, y = tensors(train)
-        if self.val_fraction is None:
+        if self.train_batches is None:
+            x, y = tensors(train)
             test_split = tensors([test])
+        else:  # no test batch: a fixed tenth of the subset is the test split
+            x, y = tensors(train[: self.train_batches])
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(42))
+            held, kept = order[: round(len(x) * 0.1)], order[round(len(x) * 0.1) :]
+            test_split, x, y = (x[held], y[held]), x[kept], y[kept]
+        if self.val_fraction is None:
             return (x, y), test_split, test_split
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(42))
         n_val = round(len(x) * self.val_fraction)  # the same images for every seed
         tr, va = order[n_val:], order[:n_val]
-        return (x[tr], y[tr]), (x[va], y[va]), tensors([test])
+        return (x[tr], y[tr]), (x[va], y[va]), test_split
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.augment and self.trainer is not None and self.trainer.training:

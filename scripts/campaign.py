@@ -33,7 +33,8 @@ RESULTS = ROOT / "results" / "cross_task"
 CODE = ("main.py", "trainers", "data", "models", "overshoot", "configs")
 # A task's own settings: Table 1's tasks at the paper's (paper_v1), the GPT stand-in at its own.
 HPARAMS = {"gpt_char_shakespeare": "current"}
-DATA = {"3c3d_cifar10": "cifar10_subset"}  # folders below the data root
+# Where a task's data here is a subset: its folder below the data root, and how it is read.
+DATA = {"3c3d_cifar10": ("cifar10_subset", ["task.data.train_batches=1"])}
 FAMILIES = {
     "sgd": "sgd_momentum,sgd_nesterov,sgdo",
     "adam": "adamw,nadam,adamo",
@@ -45,8 +46,9 @@ def task_overrides(task: str, budget: str) -> list[str]:
     """What every command of ``task`` composes with: its settings, budget and data."""
     args = [f"task={task}", f"hparams={HPARAMS.get(task, 'paper_v1')}", f"budget={budget}"]
     if task in DATA:
-        root = Path(os.environ.get("OVERSHOOT_DATA", "data_cache")) / DATA[task]
-        args.append(f"data.root={root}")
+        folder, reading = DATA[task]
+        args += [f"data.root={Path(os.environ.get('OVERSHOOT_DATA', 'data_cache')) / folder}"]
+        args += reading
     return args
 
 

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 from scripts import campaign
 from tests.launch import config
@@ -69,3 +70,29 @@ def test_the_cpu_budget_sets_a_listed_tasks_steps_and_refuses_an_unlisted_one(
     with pytest.raises(ValueError, match=r"^budget=cpu has no step budget for task mlp_diabetes "):
         validate(config(tmp_path, ["budget=cpu"]))
     validate(config(tmp_path, ["budget=cpu", "max_steps=9"]))  # a length given outright
+
+
+def test_a_cifar_subset_of_training_batches_holds_out_its_own_test_split(tmp_path: Path) -> None:
+    """The shared CIFAR-10 subset is one training batch and no test batch: with
+    ``train_batches=1`` a fixed tenth is the test split (and validation, as at arXiv v1), the
+    rest trains; without it the missing files are named, as before."""
+    from data import DataNotFoundError, check_present
+    from data.cifar import CIFARDataModule
+    from tests.fake_data import write_cifar
+
+    root = write_cifar(tmp_path, 10, n_per_batch=40, n_test=10)
+    folder = root / "cifar-10-batches-py"
+    for name in ["test_batch", *(f"data_batch_{i}" for i in range(2, 6))]:
+        (folder / name).unlink()
+    subset = {"_target_": "data.cifar.CIFARDataModule", "classes": 10, "train_batches": 1}
+    check_present(subset, str(root), download=False)
+    with pytest.raises(DataNotFoundError, match="data_batch_2"):
+        check_present({**subset, "train_batches": None}, str(root), download=False)
+    splits = [
+        CIFARDataModule(str(root), val_fraction=v, train_batches=1).load() for v in (None, 0.25)
+    ]
+    (train, val, test), (train2, val2, test2) = splits
+    assert (len(train[0]), len(val[0]), len(test[0])) == (36, 4, 4) and val is test
+    assert (len(train2[0]), len(val2[0])) == (27, 9) and test2[0].equal(test[0])
+    seen = {tuple(img.flatten()[:8].tolist()) for img in torch.cat([train[0], test[0]])}
+    assert len(seen) == 40  # every image once: the test split is not trained on
