@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench report device-dry
+.PHONY: run test lint bench report device-dry campaign
 
 # The .pth puts this clone on the venv's path (the harness's editable install; `pip install .`
 # installs the optimizers alone), so scripts/ and tests import trainers, data and models.
@@ -35,3 +35,6 @@ report: $(VENV)/.installed
 
 device-dry: $(VENV)/.installed
 	$(PY) scripts/device_check.py --dry --out $${TMPDIR:-/tmp}/overshoot-device-dry
+
+campaign: $(VENV)/.installed  # make campaign TASK=vae_mnist [ARGS=--budget cpu]: what it lacks
+	$(PY) scripts/campaign.py $(TASK) $(ARGS)
