@@ -85,7 +85,7 @@ def run_meta(
     trainer: pl.Trainer, pl_module: pl.LightningModule, vectorized: bool
 ) -> dict[str, Any]:
     """What a run was computed with (versions, commit, device, precision, kernels, CPU threads),
-    for meta.json; trainers/compute.py says why float32 results depend on it."""
+    for meta.json; trainers/plan.py says why float32 results depend on it."""
     opt = run_optimizer(trainer)
     kernels = resolved_kernels(opt) if opt is not None else None
     return {
