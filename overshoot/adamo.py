@@ -284,19 +284,9 @@ class AdamO(OvershootOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_fused_flags("AdamO", fused, foreach)
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            overshoot=overshoot,
-            overshoot_delay=overshoot_delay,
-            foreach=foreach,
-            maximize=maximize,
-            amsgrad=amsgrad,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        hyper.update(overshoot=overshoot, overshoot_delay=overshoot_delay)
+        super().__init__(params, dict(hyper, foreach=foreach, maximize=maximize, fused=fused))
 
     def _check_group(self, g: dict[str, Any]) -> None:
         _check_adam_hparams(

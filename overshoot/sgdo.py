@@ -249,16 +249,8 @@ class SGDO(OvershootOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_fused_flags("SGDO", fused, foreach)
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            overshoot=overshoot,
-            weight_decay=weight_decay,
-            foreach=foreach,
-            maximize=maximize,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        hyper = dict(lr=lr, momentum=momentum, overshoot=overshoot, weight_decay=weight_decay)
+        super().__init__(params, dict(hyper, foreach=foreach, maximize=maximize, fused=fused))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_overshoot_hparams(group["overshoot"], lr=group["lr"], momentum=group["momentum"])
