@@ -52,7 +52,12 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def common(task: str, root: Path) -> list[str]:
-    return [f"task={task}", f"max_steps={TASKS[task]}", f"data.root={root}", "precision=high"]
+    """A short float64 run; conv members train as members here too (not apart: see
+    test_conv_members_on_the_cpu_train_apart_as_their_separate_runs)."""
+    return [
+        *(f"task={task}", f"max_steps={TASKS[task]}", f"data.root={root}", "precision=high"),
+        "members.apart=false",
+    ]
 
 
 def run(tmp: Path, overrides: list[str], experiment: str) -> dict[str, Any]:
@@ -202,6 +207,7 @@ def test_random_layers_draw_independent_noise_per_member() -> None:
         (["task=resnet18_cifar100"], "task resnet18_cifar100 does not vectorize: its BatchNorm"),
         (["trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0: clipping"),
         (["members.seed=[-1]"], "members.seed=[-1]: expected a list of non-negative integers"),
+        (["members.apart=maybe"], "members.apart='maybe': expected one of auto, true, false"),
         (["members.lr.sgd=[0.1,0]"], "members.lr.sgd=[0.1, 0]: expected a list of numbers > 0"),
         (
             ["members.lr.sgd=[0.1,0.2]"],
@@ -322,21 +328,40 @@ def test_gamma_zero_members_record_their_baselines_curve(
         np.testing.assert_allclose(a[column], b[column], rtol=1e-10, atol=0)
 
 
-def test_conv_members_on_the_cpu_warn_once_with_the_measurement(
+def test_conv_members_on_the_cpu_train_apart_as_their_separate_runs(
     data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from trainers.cli.checks import validate, warn_once
-
-    warn_once.cache_clear()
-    for _ in range(3):  # a multirun checks each variant: still one warning
-        validate(config(tmp_path, ["task=2c2d_fmnist", "vectorize=true", f"data.root={data_root}"]))
-    assert capsys.readouterr().err == (
-        "warning: vectorize=true on the CPU with task 2c2d_fmnist: 10 members of 2c2d ran 0.78× "
-        "as fast as separate runs on a 2-core CPU (README, Benchmark); separate runs, two at a "
-        "time (hydra/launcher=local_parallel), may finish sooner\n"
+    """Where a model's members run slower than its separate runs (conv on a CPU), vectorize=true
+    trains them as separate one-thread runs, as many side by side as the process had threads,
+    says so, and each is the run its own command trains (which then finds it done)."""
+    args = ["task=2c2d_fmnist", "max_steps=8", f"data.root={data_root}", "precision=high"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two worker processes, one thread each
+    try:
+        summary = run(tmp_path, [*args, "vectorize=true", "members.seed=[1,2]"], "vec")
+    finally:
+        assert torch.get_num_threads() == 2  # given back
+        torch.set_num_threads(threads)
+    assert capsys.readouterr().out.startswith(
+        "vectorize=true: 2 separate runs, 2 at a time, one thread each: 10 members of 2c2d ran "
+        "0.78× as fast as separate runs on a 2-core CPU (members.apart=false vectorizes anyway)\n"
     )
-    validate(config(tmp_path, ["task=mlp_housing", "vectorize=true", f"data.root={data_root}"]))
-    assert capsys.readouterr().err == ""  # members gain on an MLP
+    assert [m["status"] for m in summary["members"]] == ["finished"] * 2
+    for seed, member in zip((1, 2), summary["members"], strict=True):
+        folder = Path(member["results"])
+        meta = json.loads((folder / "meta.json").read_text())
+        assert (meta["vectorized"], meta["cpu_threads"], meta["steps"]) == (False, 1, 8)
+        own = OmegaConf.load(folder / "config.yaml")
+        assert (own.seed, own.vectorize, own.members.seed) == (seed, False, None)
+        again = run(tmp_path, [*args, f"seed={seed}"], "vec")  # the same run: done
+        assert again["status"] == "finished (already; force=true to re-run)"
+        assert_same_run(folder, Path(run(tmp_path, [*args, f"seed={seed}"], "sep")["results"]))
+    members = run(
+        tmp_path, [*args, "vectorize=true", "members.seed=[1]", "members.apart=false"], "m"
+    )
+    assert json.loads((Path(members["members"][0]["results"]) / "meta.json").read_text())[
+        "vectorized"
+    ]  # asked for, members they are
 
 
 def test_ended_members_stop_costing_and_change_no_survivor(

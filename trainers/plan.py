@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from trainers.cli.checks import on_cpu, resolved_precision, validate
+from trainers.cli.checks import FAMILIES, apart_reason, on_cpu, resolved_precision, validate
 from trainers.fit import optimizer_factory, resolved_kernels
 from trainers.fit.trainer import last_checkpoint, process_rank
 from trainers.results import (
@@ -60,6 +60,7 @@ class Job:
     runs: list[Run]
     vectorized: bool
     folder: Path
+    threads: int | None = None  # the CPU threads it trains with; None: the process's
 
 
 @dataclass
@@ -91,11 +92,14 @@ def make_plan(cfg: DictConfig) -> list[Job]:
             restore_archived(run.folder)
         refuse_other_settings(cfg, run.folder)
         return [Job(cfg, [run], vectorized=False, folder=run.folder)]
-    runs = [Run(member, run_folder(member)) for member in member_configs(cfg)]
+    apart = apart_reason(cfg) is not None
+    runs = [Run(member, run_folder(member)) for member in member_configs(cfg, apart)]
     for run in runs:
         if not cfg.force:
             restore_archived(run.folder)
-        refuse_other_settings(run.cfg, run.folder)
+        refuse_other_settings(run.cfg, run.folder, 1 if apart else None)
+    if apart:  # separate runs, each the run its own command trains at one thread
+        return [Job(r.cfg, [r], False, r.folder, threads=1) for r in runs]
     per_group = gamma_per_group(cfg)
     groups: dict[float, list[Run]] = {}
     for run in runs:
@@ -112,11 +116,11 @@ def restore_archived(folder: Path) -> None:
         restore(folder)
 
 
-def member_configs(cfg: DictConfig) -> list[DictConfig]:
+def member_configs(cfg: DictConfig, apart: bool = False) -> list[DictConfig]:
     """Each member's own config (its seed, γ and learning rate), γ by γ and rate by rate: the
-    config its separate run has. γ is a member's only where the optimizer uses it, a rate only
-    for the optimizer's family (``members.lr.<family>``, or ``members.lr_scale`` times the
-    task's rate)."""
+    config its separate run has (``apart``: the separate run's own, ``vectorize`` off). γ is a
+    member's only where the optimizer uses it, a rate only for the optimizer's family
+    (``members.lr.<family>``, or ``members.lr_scale`` times the task's rate)."""
     family = cfg.optimizer.family
     seeds = list(dict.fromkeys(cfg.members.seed or [cfg.seed]))
     gammas = [cfg.optimizer.overshoot]
@@ -133,6 +137,13 @@ def member_configs(cfg: DictConfig) -> list[DictConfig]:
                 member = copy.deepcopy(cfg)
                 member.seed, member.optimizer.overshoot = seed, gamma
                 member.task[family].lr = rate
+                if apart:  # the config its own command writes
+                    member.vectorize = False
+                    member.members = {
+                        **dict.fromkeys(("seed", "overshoot", "lr_scale")),
+                        "lr": dict.fromkeys(FAMILIES),
+                        "apart": cfg.members.get("apart", "auto"),
+                    }
                 members.append(member)
     return members
 
@@ -259,9 +270,10 @@ def logger_version(meta: dict[str, Any]) -> int | None:
     return int(version) if version.isdigit() else None
 
 
-def refuse_other_settings(cfg: DictConfig, directory: Path) -> None:
+def refuse_other_settings(cfg: DictConfig, directory: Path, threads: int | None = None) -> None:
     """Refuse a run whose folder holds a run of other settings or of another results version,
-    or a float32 run computed another way (kernels, threads, device), unless ``force``."""
+    or a float32 run computed another way (kernels, ``threads`` or the process's, device),
+    unless ``force``."""
     meta = read_meta(directory)
     if cfg.force or meta is None:
         return
@@ -272,7 +284,9 @@ def refuse_other_settings(cfg: DictConfig, directory: Path) -> None:
             "use another experiment_name, or force=true to replace it"
         )
     float64 = resolved_precision(str(cfg.precision), str(cfg.trainer.accelerator)) == "64-true"
-    change = None if float64 or cfg.any_compute else compute_change(meta, planned_compute(cfg))
+    change = (
+        None if float64 or cfg.any_compute else compute_change(meta, planned_compute(cfg, threads))
+    )
     if change is not None:
         raise ValueError(
             f"{directory} holds a float32 run {change}, and float32 numbers differ between "
@@ -336,11 +350,12 @@ def compute_of(
     }
 
 
-def planned_compute(cfg: DictConfig) -> dict[str, Any]:
-    """How ``cfg`` would compute in this process."""
+def planned_compute(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
+    """How ``cfg`` would compute in this process (at ``threads``, or the process's)."""
     device = torch.device("cpu") if on_cpu(cfg) else torch.device("cuda", 0)
     opt = optimizer_factory(cfg)([torch.nn.Parameter(torch.zeros(1))])
-    return compute_of(resolved_kernels(opt), device, torch.get_num_threads(), bool(cfg.vectorize))
+    threads = threads or torch.get_num_threads()
+    return compute_of(resolved_kernels(opt), device, threads, bool(cfg.vectorize))
 
 
 def compute_line(compute: dict[str, Any]) -> str:

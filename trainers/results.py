@@ -41,6 +41,7 @@ RELAUNCH_KEYS = (
     "members.lr.sgd",
     "members.lr.adam",
     "members.lr_scale",
+    "members.apart",
     "results_dir",
     "data.root",
     "data.download",

@@ -4,14 +4,19 @@ results folder. Re-running a command only does what is missing (the plan's claim
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from trainers.cli.checks import apart_reason
 from trainers.fit import evaluate, fit, module_settings, optimizer_factory, schedule, task_data
 from trainers.fit.callbacks import StepRecorder
 from trainers.fit.module import TrainModule
@@ -24,7 +29,7 @@ from trainers.fit.trainer import (
     rank_weight_diff,
     silence_unactionable,
 )
-from trainers.plan import Claim, claim, logger_version, make_plan
+from trainers.plan import Claim, Job, claim, logger_version, make_plan
 from trainers.results import RunResults, optimizer_label, read_meta
 
 
@@ -33,11 +38,40 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``vectorize``, one entry per member under ``members``)."""
     jobs = make_plan(cfg)
     silence_unactionable()
-    summaries = []
-    for job in jobs:
-        with claim(job, bool(cfg.force)) as claimed:
-            summaries += claimed.summaries(train_claim(claimed))
+    force = [bool(cfg.force)] * len(jobs)
+    if jobs[0].threads is None:
+        summaries = list(chain(*map(train_job, jobs, force)))
+    else:
+        summaries = train_apart(jobs, force, apart_reason(cfg))
     return members_summary(cfg, summaries) if cfg.vectorize else summaries[0]
+
+
+def train_job(job: Job, force: bool) -> list[dict[str, Any]]:
+    """Claim the job's folders and train what the claim says; every run's summary."""
+    with claim(job, force) as claimed:
+        return claimed.summaries(train_claim(claimed))
+
+
+def train_apart(jobs: list[Job], force: list[bool], why: str | None) -> list[dict[str, Any]]:
+    """The members as separate one-thread runs, as many side by side as the process had
+    threads (each in a process of its own; one at a time in this one)."""
+    threads = torch.get_num_threads()
+    workers = min(threads, len(jobs))
+    print(f"vectorize=true: {len(jobs)} separate runs, {workers} at a time, one thread each: {why}")
+    torch.set_num_threads(1)
+    try:
+        if workers == 1:
+            return list(chain(*map(train_job, jobs, force)))
+        spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools
+        with ProcessPoolExecutor(workers, spawn, initializer=_one_thread) as pool:
+            return list(chain(*pool.map(train_job, jobs, force)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+    silence_unactionable()
 
 
 def train_claim(claimed: Claim) -> list[dict[str, Any]]:

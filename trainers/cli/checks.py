@@ -4,8 +4,6 @@ before the cheap checks, and never Lightning."""
 
 from __future__ import annotations
 
-import functools
-import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -198,19 +196,23 @@ def check_vectorizes(cfg: DictConfig) -> None:
             f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: clipping the members' "
             "stacked gradients together would couple them; pass vectorize=false to clip"
         )
-    slower = getattr(model, "slower_as_members_on_cpu", None)
-    if slower and on_cpu(cfg):
-        warn_once(
-            f"vectorize=true on the CPU with task {cfg.task.name}: {slower} (README, "
-            "Benchmark); separate runs, two at a time (hydra/launcher=local_parallel), may "
-            "finish sooner"
-        )
+    if cfg.members.get("apart", "auto") not in ("auto", True, False):
+        raise ValueError(f"members.apart={cfg.members.apart!r}: expected one of auto, true, false")
 
 
-@functools.cache
-def warn_once(message: str) -> None:
-    """A warning on stderr, once per process however many configs are checked."""
-    print(f"warning: {message}", file=sys.stderr)
+def apart_reason(cfg: DictConfig) -> str | None:
+    """Why ``cfg``'s members train as separate one-thread runs side by side instead of as
+    one stacked job (``members.apart``: true, or auto where the model's members are measured
+    slower than its separate runs on this device); None where they train as members."""
+    apart = cfg.members.get("apart", "auto")
+    if not cfg.get("vectorize") or apart is False:
+        return None
+    if apart is True:
+        return "members.apart=true"
+    from hydra.utils import get_class
+
+    slower = getattr(get_class(cfg.task.model._target_), "slower_as_members_on_cpu", None)
+    return f"{slower} (members.apart=false vectorizes anyway)" if slower and on_cpu(cfg) else None
 
 
 def resolved_precision(precision: str, accelerator: str) -> str:
