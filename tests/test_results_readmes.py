@@ -43,7 +43,7 @@ def test_results_readme_commands_compose_and_report_into_their_folder(readme: Pa
 
 RUN = re.compile(r"/(seed=|members-)")  # run folders: git-ignored, not tables
 DERIVE = ("scripts/report.py", "scripts/tune.py")  # what turns runs into a folder's tables
-ARCHIVED = [r for r in READMES if (r.parent / "archive" / "runs.parquet").is_file()]
+ARCHIVED = [r for r in READMES if any(r.parent.rglob("archive/runs.parquet"))]
 
 
 def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
@@ -52,31 +52,44 @@ def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
     assert ARCHIVED, "no committed archive: the byte-for-byte test below would test nothing"
 
 
+def derivations(readme: Path) -> list[list[str]]:
+    """The README's commands that derive tables (the report, or tune.py for a tuning grid)
+    from committed archives, as script and arguments: the first one writing each folder (the
+    re-derive block comes first; a later one into that folder is a step of redoing the runs);
+    at least one."""
+    found: dict[str, list[str]] = {}
+    for command in commands(readme):
+        script = next((s for s in DERIVE if s in command), None)
+        if script is not None and command[command.index(script) + 1].endswith("/archive"):
+            argv = command[command.index(script) + 1 :]
+            found.setdefault(argv[argv.index("--out") + 1], [script, *argv])
+    assert found, f"{readme}: no command derives tables from an archive"
+    return list(found.values())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("readme", ARCHIVED, ids=lambda p: p.parent.name)
 def test_committed_tables_rederive_from_the_archive_byte_for_byte(
     readme: Path, tmp_path: Path
 ) -> None:
-    """The README's first command that derives tables (the report, or tune.py for a tuning
-    grid) re-derives every table it writes from the committed archives."""
+    """Each of the README's commands that derive tables from the committed archives writes
+    every table it wrote again, byte for byte."""
     from scripts.report import main as report_main
     from scripts.tune import main as tune_main
 
-    command = next(c for c in commands(readme) if any(script in c for script in DERIVE))
-    script = next(script for script in DERIVE if script in command)
-    argv = command[command.index(script) + 1 :]
-    assert argv[0].endswith("/archive"), "the first report command reads the archive"
-    out = RESULTS.parent / argv[argv.index("--out") + 1]
-    argv[argv.index("--out") + 1] = str(tmp_path)
-    argv = [str(RESULTS.parent / a) if a.startswith("results/") else a for a in argv]
-    (report_main if script == DERIVE[0] else tune_main)(argv)
-    committed = {
-        p.relative_to(out): p.read_bytes()
-        for p in out.rglob("*")
-        if p.suffix in (".csv", ".md", ".tex", ".txt")
-        and p.name != "README.md"
-        and not RUN.search(str(p))
-    }
-    assert committed, out
-    for name, text in committed.items():
-        assert (tmp_path / name).read_bytes() == text, name
+    for n, (script, *argv) in enumerate(derivations(readme)):
+        out = RESULTS.parent / argv[argv.index("--out") + 1]
+        into = tmp_path / str(n)
+        argv[argv.index("--out") + 1] = str(into)
+        argv = [str(RESULTS.parent / a) if a.startswith("results/") else a for a in argv]
+        (report_main if script == DERIVE[0] else tune_main)(argv)
+        committed = {
+            p.relative_to(out): p.read_bytes()
+            for p in out.rglob("*")
+            if p.suffix in (".csv", ".md", ".tex", ".txt")
+            and p.name != "README.md"
+            and not RUN.search(str(p))
+        }
+        assert committed, out
+        for name, text in committed.items():
+            assert (into / name).read_bytes() == text, name
