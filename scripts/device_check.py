@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None:
         env["OVERSHOOT_DATA"] = str(args.data.resolve())
     results = args.out.resolve().parent / f"{args.out.name}_results"
-    if args.dry:  # a fresh grid each time, not "already finished"
+    if args.dry:  # a fresh grid and archive each time, not "already finished" or merged
         shutil.rmtree(results, ignore_errors=True)
+        shutil.rmtree(args.out / "archive", ignore_errors=True)
     py = [sys.executable]
     device = "cpu" if args.dry else "cuda"
     env["OVERSHOOT_TEST_DEVICE"] = device
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             optimizers, seeds = optimizers.split(",")[-1], "10"
         grid += [f"optimizer={optimizers}", f"seed={seeds}", *trainer]
         grid += ["vectorize=true", f"results_dir={results}", "optimizer.overshoot=3,5,7"]
-        grid += ["max_steps=5"] if args.dry else []
+        grid += ["max_steps=5", "members.apart=false"] if args.dry else []  # members, as on a GPU
         step(log, f"paper_v1 {task} {optimizers}", grid, left() - 20, env)
     pack = [*py, "scripts/archive.py", "pack", str(results / "paper_v1")]
     ok &= step(log, "archive", [*pack, "--out", str(args.out / "archive")], 60, env)
