@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,10 +53,11 @@ class MNISTDataModule(TensorDataModule):
         dest.mkdir(parents=True, exist_ok=True)
         for f in MNIST_FILES:
             target = dest / f.removesuffix(".gz")
-            if not target.exists():
-                with gzip.open(raw / f) as src, open(f"{target}.part", "wb") as out:
+            if not target.exists():  # parallel jobs may extract it at once: each its own file
+                fd, part = tempfile.mkstemp(dir=dest, prefix=f".{target.name}.")
+                with gzip.open(raw / f) as src, os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(src, out)
-                Path(f"{target}.part").replace(target)
+                os.replace(part, target)
         return self.dataset_cls(str(cache), train=train, download=False)
 
     def _tensors(self, ds: datasets.MNIST) -> Split:
