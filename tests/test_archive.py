@@ -186,6 +186,9 @@ def test_a_grid_grows_from_its_archive_without_rerunning_it(tmp_path: Path) -> N
     second = run_grid(tmp_path / "b", "grow", [(["optimizer=sgdo"], [3])])
     records, _ = pack([first, second], tmp_path / "all")
     assert sorted(r.key.seed for r in records) == [0, 1, 2, 3]
+    archived = {r.key.seed: r.meta for r in read_archive(first / "archive")}
+    repacked = {r.key.seed: r.meta for r in read_archive(tmp_path / "all")}
+    assert repacked[0] == archived[0] and repacked[1] == archived[1]  # not where it was restored
 
     elsewhere = tmp_path / "elsewhere"
     assert len(unpack_all(tmp_path / "all", elsewhere)) == 4

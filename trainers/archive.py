@@ -159,6 +159,15 @@ def archive_lock(out: Path) -> Iterator[None]:
         yield
 
 
+UNPACKED = "unpacked_from"  # meta.json's note of the archive a run folder was restored from
+
+
+def as_trained(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's meta.json as its training wrote it: an archive re-packed from restored folders
+    holds the same bytes wherever it was restored."""
+    return {k: v for k, v in meta.items() if k != UNPACKED}
+
+
 def write_archive(records: list[RunRecord], out: Path) -> None:
     """``records`` as an archive in ``out`` (each file written atomically)."""
     keys = [_key(r) for r in records]
@@ -168,7 +177,7 @@ def write_archive(records: list[RunRecord], out: Path) -> None:
                 **dict(zip(KEY, k, strict=True)),
                 "status": r.meta.get("status"),
                 "config_yaml": r.config_yaml,
-                "meta_json": json.dumps(r.meta, indent=2, default=str) + "\n",
+                "meta_json": json.dumps(as_trained(r.meta), indent=2, default=str) + "\n",
             }
             for k, r in zip(keys, records, strict=True)
         ],
@@ -263,7 +272,7 @@ def unpack(record: RunRecord, folder: Path) -> None:
     write_atomic(folder / "config.yaml", record.config_yaml)
     write_atomic(folder / "steps.csv", steps[columns].to_csv(index=False))
     write_atomic(folder / "evals.csv", record.evals.to_csv(index=False))
-    meta = {**record.meta, "unpacked_from": record.source}
+    meta = {**record.meta, UNPACKED: record.source}
     write_atomic(folder / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
 
 
