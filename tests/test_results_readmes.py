@@ -42,7 +42,8 @@ def test_results_readme_commands_compose_and_report_into_their_folder(readme: Pa
 
 
 RUN = re.compile(r"/(seed=|members-)")  # run folders: git-ignored, not tables
-DERIVE = ("scripts/report.py", "scripts/tune.py")  # what turns runs into a folder's tables
+# What turns runs into a folder's tables; cross_task.py reads the tasks' tuned tables beside them.
+DERIVE = ("scripts/report.py", "scripts/tune.py", "scripts/cross_task.py")
 ARCHIVED = [r for r in READMES if any(r.parent.rglob("archive/runs.parquet"))]
 
 
@@ -54,13 +55,15 @@ def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
 
 def derivations(readme: Path) -> list[list[str]]:
     """The README's commands that derive tables (the report, or tune.py for a tuning grid)
-    from committed archives, as script and arguments: the first one writing each folder (the
+    from committed archives, or cross_task.py from the tasks' tuned tables, as script and
+    arguments: the first one writing each folder (the
     re-derive block comes first; a later one into that folder is a step of redoing the runs);
     at least one."""
     found: dict[str, list[str]] = {}
     for command in commands(readme):
         script = next((s for s in DERIVE if s in command), None)
-        if script is not None and command[command.index(script) + 1].endswith("/archive"):
+        source = command[command.index(script) + 1] if script is not None else ""
+        if script == DERIVE[2] or source.endswith("/archive"):
             argv = command[command.index(script) + 1 :]
             found.setdefault(argv[argv.index("--out") + 1], [script, *argv])
     assert found, f"{readme}: no command derives tables from an archive"
@@ -74,15 +77,18 @@ def test_committed_tables_rederive_from_the_archive_byte_for_byte(
 ) -> None:
     """Each of the README's commands that derive tables from the committed archives writes
     every table it wrote again, byte for byte."""
+    from scripts.cross_task import main as cross_task_main
     from scripts.report import main as report_main
     from scripts.tune import main as tune_main
+
+    mains = dict(zip(DERIVE, (report_main, tune_main, cross_task_main), strict=True))
 
     for n, (script, *argv) in enumerate(derivations(readme)):
         out = RESULTS.parent / argv[argv.index("--out") + 1]
         into = tmp_path / str(n)
         argv[argv.index("--out") + 1] = str(into)
         argv = [str(RESULTS.parent / a) if a.startswith("results/") else a for a in argv]
-        (report_main if script == DERIVE[0] else tune_main)(argv)
+        mains[script](argv)
         committed = {
             p.relative_to(out): p.read_bytes()
             for p in out.rglob("*")
