@@ -10,14 +10,24 @@ per member over the GFLOP/s of one batched matmul of the first layer's shape, an
 of the tuning protocol (7 rates × 3 tuning seeds + 10 evaluation seeds, 10 optimizers) at the
 task's paper_v1 budget and at the members' best rate.
 
+``--lightning S`` times S seeds as a user trains them, whole ``main.py`` commands (start-up,
+data, fit and test): as the members of one job (``members.apart=false``), as ``vectorize=true``
+chooses (members, or separate one-thread runs side by side on conv nets on a CPU), and as a
+multirun of separate runs (``hydra/launcher=local_parallel``, one thread each), the last twice a
+repeat for its null pair; seed-steps/s and the ratio to the separate runs.
+
     OVERSHOOT_DATA=../shared/data python scripts/bench_members.py [--tasks mlp_housing,vae_mnist]
-        [--members 1,10,30] [--steps 200] [--repeats 3] [--optimizer adamo]
+        [--members 1,10,30] [--steps 200] [--repeats 3] [--optimizer adamo] [--lightning 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +37,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
+from scripts.bench_time_null import ChildFailed
 from trainers.cli import CONFIGS
 from trainers.fit import optimizer_factory, schedule, task_data
 from trainers.members.stacked import Members
 
 RUNS_PER_OPTIMIZER = 7 * 3 + 10  # the protocol: grid of 7 rates × 3 tuning seeds, 10 evaluation
+ROOT = CONFIGS.parent
 OPTIMIZERS = 10  # CM, NAG, SGDO γ 3/5/7, AdamW, NAdam, AdamO γ 3/5/7
 
 
@@ -104,6 +116,60 @@ def matmul_gflops(cfg: Any, x: torch.Tensor, members: int) -> float:
     return 2 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2] / seconds / 1e9
 
 
+# How a user trains S seeds: main.py's overrides and the threads each process computes on.
+WAYS = {
+    "members": (["vectorize=true", "members.apart=false"], None),
+    "vectorize": (["vectorize=true"], None),
+    "separate": (["hydra/launcher=local_parallel"], "1"),
+}
+
+
+def lightning_command(task: str, optimizer: str, seeds: int, steps: int, way: str) -> list[str]:
+    seed = ",".join(str(s) for s in range(1, seeds + 1))
+    paper = (CONFIGS / "task_hparams" / "paper_v1" / f"{task}.yaml").is_file()
+    hparams = "paper_v1" if paper else "current"
+    args = [f"task={task}", f"hparams={hparams}", f"optimizer={optimizer}", f"seed={seed}"]
+    args += [f"max_steps={steps}", "force=true", "~logger", "trainer.enable_progress_bar=false"]
+    return ["-m", *args, *WAYS[way][0]]
+
+
+def lightning_wall(command: list[str], threads: str | None) -> float:
+    """Seconds of one main.py command, its runs filed in a folder of their own."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": threads} if threads else {})}
+    with tempfile.TemporaryDirectory() as out:
+        argv = [sys.executable, str(ROOT / "main.py"), *command, f"results_dir={out}"]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    if proc.returncode != 0:  # its own one line (e.g. missing data), not a traceback
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise ChildFailed(f"main.py {' '.join(command[1:4])} failed: {lines[-1]}")
+    return seconds
+
+
+def bench_lightning(task: str, optimizer: str, seeds: int, steps: int, repeats: int) -> None:
+    """The ways of WAYS in interleaved repeats, the separate runs twice (the null pair)."""
+    times: dict[str, list[float]] = {"separate": [], "null": [], "members": [], "vectorize": []}
+    for repeat in range(repeats):
+        order = ["separate", "members", "vectorize", "null"]
+        for key in order[repeat % 2 :] + order[: repeat % 2]:
+            way = "separate" if key == "null" else key
+            command = lightning_command(task, optimizer, seeds, steps, way)
+            times[key].append(lightning_wall(command, WAYS[way][1]))
+    separate = statistics.median(times["separate"])
+    pairs = [n / s for n, s in zip(times["null"], times["separate"], strict=True)]
+    print(
+        f"  main.py, {seeds} seeds × {steps} steps: separate runs {separate:.1f} s "
+        f"({seeds * steps / separate:.0f} seed-steps/s), null pair {statistics.median(pairs):.2f} "
+        f"({min(pairs):.2f}-{max(pairs):.2f})"
+    )
+    for way in ("members", "vectorize"):
+        t = statistics.median(times[way])
+        print(
+            f"    {way:<9} {t:7.1f} s  {seeds * steps / t:6.0f} seed-steps/s  {separate / t:.2f}x"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="mlp_housing,vae_mnist")
@@ -111,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--optimizer", default="adamo")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lightning", type=int, help="also time S seeds as main.py trains them")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.members.split(",")]
     print(
@@ -154,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
             f"2 CPU-hours fit {int(2 * 3600 * best / (OPTIMIZERS * RUNS_PER_OPTIMIZER)):,} "
             "steps a run"
         )
+        if args.lightning:
+            try:
+                bench_lightning(task, args.optimizer, args.lightning, args.steps, args.repeats)
+            except ChildFailed as e:
+                parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

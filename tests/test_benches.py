@@ -48,3 +48,17 @@ def test_bench_ended_members_runs_dry_on_the_embedded_task(
     assert "mlp_diabetes, sgd_momentum: one job at the task's rate × [0.125,0.25," in out
     assert "  repeat 0: keep " in out and "  repeat 0: drop " in out
     assert "ratio dropped / computing on, median of the repeats' pairs: " in out
+
+
+def test_bench_members_times_main_py_as_a_user_runs_it_in_commands_that_compose() -> None:
+    """--lightning's three ways of training S seeds pass main.py's checks (the runs themselves
+    take a minute even at two steps, so they are left to the bench)."""
+    import main
+    from scripts import bench_members
+
+    for way, (overrides, _) in bench_members.WAYS.items():
+        command = bench_members.lightning_command("mlp_diabetes", "adamo", 3, 5, way)
+        assert command[0] == "-m" and "seed=1,2,3" in command and "max_steps=5" in command
+        assert "hparams=current" in command  # mlp_diabetes has no paper_v1 settings
+        assert set(overrides) <= set(command), way
+        main.checked_args([*command, "results_dir=unused"])
