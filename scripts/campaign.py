@@ -11,6 +11,7 @@ same command in a fresh clone carries on where the last one stopped. Jobs run tw
 thread each (two processes on two threads each slow torch many times over on two cores).
 
     OVERSHOOT_DATA=../shared/data python scripts/campaign.py vae_mnist [--budget cpu]
+    python scripts/campaign.py all        # every campaign task with a budget, the done ones skipped
     python scripts/campaign.py vae_mnist --dry     # the commands it would run, nothing run
 """
 
@@ -40,6 +41,8 @@ FAMILIES = {
     "adam": "adamw,nadam,adamo",
 }  # experiment=tuned
 MAX_WIDENINGS = 9  # the protocol's cap: 2^±9 around the task's rate
+# The campaign's tasks, in the order it runs them (MLP-CA's protocol is results/tuned_v2).
+TASKS = ("vae_mnist", "vae_fmnist", "2c2d_fmnist", "3c3d_cifar10", "gpt_char_shakespeare")
 
 
 def task_overrides(task: str, budget: str) -> list[str]:
@@ -70,6 +73,28 @@ def as_members(task: str) -> bool:
 
 def family(optimizer: str) -> str:
     return str(OmegaConf.load(ROOT / "configs" / "optimizer" / f"{optimizer}.yaml").family)
+
+
+def multiruns(script: Path) -> list[list[str]]:
+    """The main.py overrides of each multirun in ``script`` (tune.py's widen.sh, evaluate.sh),
+    less the task's own settings, which the campaign adds."""
+    if not script.is_file():
+        return []
+    out = []
+    for line in script.read_text().splitlines():
+        words = shlex.split(line)
+        if words[:2] == ["python", "main.py"]:
+            out.append([w for w in words[2:] if w != "-m" and not w.startswith(SETTINGS)])
+    return out
+
+
+SETTINGS = ("task=", "hparams=")
+
+
+def has_budget(task: str, budget: str) -> bool:
+    """Whether ``budget`` gives ``task`` a length (``paper``: the task's own, always)."""
+    steps = OmegaConf.load(ROOT / "configs" / "budget" / f"{budget}.yaml").budget.steps
+    return steps is None or task in steps
 
 
 class Campaign:
@@ -140,16 +165,9 @@ class Campaign:
 
     def lines(self, script: Path) -> list[list[str]]:
         """The multiruns of ``widen.sh`` / ``evaluate.sh``, as this campaign runs them."""
-        if self.dry or not script.is_file():
+        if self.dry:
             return []
-        out = []
-        for line in script.read_text().splitlines():
-            words = shlex.split(line)
-            if not words or words[0] != "python" or words[1] != "main.py":
-                continue
-            keep = [w for w in words[2:] if w != "-m" and not w.startswith(("task=", "hparams="))]
-            out.append(self.main_py(keep))
-        return out
+        return [self.main_py(words) for words in multiruns(script)]
 
     def grid(self) -> None:
         args = ["experiment=tuned", f"experiment_name={self.experiment}", f"task={self.task}"]
@@ -170,6 +188,13 @@ class Campaign:
                 self.run(command)
             self.pack(self.experiment)
         print(f"{self.task}: widened {MAX_WIDENINGS} times; the cap stops the search")
+
+    def done(self) -> bool:
+        """Whether the protocol is complete: a tuned table, and nothing left to widen or to
+        evaluate (both scripts as tune.py last wrote them)."""
+        tuning = self.out / "tuning"
+        left = [multiruns(tuning / name) for name in ("widen.sh", "evaluate.sh")]
+        return (tuning / "tuned_table.csv").is_file() and not any(left)
 
     def evaluate(self) -> None:
         evaluation = self.out / f"{self.experiment}_eval" / ARCHIVE
@@ -194,32 +219,45 @@ def code_is_committed() -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
-    parser.add_argument("task")
+    parser.add_argument("task", help=f"a task, or all ({', '.join(TASKS)})")
     parser.add_argument("--budget", default="cpu", help="a configs/budget group: cpu, paper")
     parser.add_argument("--dry", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
     tasks = sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml"))
     budgets = sorted(p.stem for p in (ROOT / "configs" / "budget").glob("*.yaml"))
-    if args.task not in tasks:
-        parser.exit(
-            2, f"{parser.prog}: error: unknown task {args.task!r}; valid: {', '.join(tasks)}\n"
-        )
+    if args.task not in [*tasks, "all"]:
+        valid = ", ".join([*tasks, "all"])
+        parser.exit(2, f"{parser.prog}: error: unknown task {args.task!r}; valid: {valid}\n")
     if args.budget not in budgets:
         valid = ", ".join(budgets)
         parser.exit(2, f"{parser.prog}: error: unknown budget {args.budget!r}; valid: {valid}\n")
+    if args.task != "all" and not has_budget(args.task, args.budget):
+        parser.exit(2, f"{parser.prog}: error: {NO_BUDGET.format(args.task, args.budget)}\n")
     why = None if args.dry else code_is_committed()
     if why is not None:
         parser.exit(2, f"{parser.prog}: error: {why}; commit them or run from a clean checkout\n")
-    campaign = Campaign(args.task, args.budget, args.dry)
-    try:
-        campaign.grid()
-        campaign.widen()
-        campaign.evaluate()
-    except subprocess.CalledProcessError as e:
-        parser.exit(
-            2, f"{parser.prog}: error: {shlex.join(e.cmd[1:])} failed (status {e.returncode})\n"
-        )
-    print(f"{args.task}: protocol complete; tables in {campaign.out / 'tuning'}")
+    for task in TASKS if args.task == "all" else [args.task]:
+        campaign = Campaign(task, args.budget, args.dry)
+        if not has_budget(task, args.budget):
+            print(f"{task}: skipped, {NO_BUDGET.format(task, args.budget)}")
+        elif campaign.done():
+            print(f"{task}: protocol complete already; tables in {campaign.out / 'tuning'}")
+        else:
+            try:
+                campaign.grid()
+                campaign.widen()
+                campaign.evaluate()
+            except subprocess.CalledProcessError as e:
+                failed = f"{shlex.join(e.cmd[1:])} failed (status {e.returncode})"
+                parser.exit(2, f"{parser.prog}: error: {failed}\n")
+            done = "dry, nothing run" if args.dry else "protocol complete"
+            print(f"{task}: {done}; tables in {campaign.out / 'tuning'}")
+
+
+NO_BUDGET = (
+    "budget={1} has no step budget for task {0} (configs/budget/{1}.yaml): fix one from its "
+    "measured step cost before its runs"
+)
 
 
 if __name__ == "__main__":

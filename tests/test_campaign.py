@@ -15,8 +15,9 @@ from trainers.cli.checks import validate
 
 
 def test_a_conv_tasks_grid_is_one_multirun_per_family_of_separate_runs_at_exact_rates(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setattr(campaign, "RESULTS", tmp_path)  # the committed VAE-M is complete
     campaign.main(["vae_mnist", "--dry"])
     lines = [
         shlex.split(line[2:]) for line in capsys.readouterr().out.splitlines() if line[:2] == "+ "
@@ -96,3 +97,36 @@ def test_a_cifar_subset_of_training_batches_holds_out_its_own_test_split(tmp_pat
     assert (len(train2[0]), len(val2[0])) == (27, 9) and test2[0].equal(test[0])
     seen = {tuple(img.flatten()[:8].tolist()) for img in torch.cat([train[0], test[0]])}
     assert len(seen) == 40  # every image once: the test split is not trained on
+
+
+def test_all_runs_each_campaign_task_with_a_budget_and_skips_the_complete_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task is complete when its tuned table exists and tune.py left nothing to widen or to
+    evaluate; a task the budget has no length for is skipped, saying so."""
+    monkeypatch.setattr(campaign, "RESULTS", tmp_path)
+    monkeypatch.setattr(campaign, "TASKS", ("vae_mnist", "mlp_diabetes", "vae_fmnist"))
+    for task, evaluate in (("vae_mnist", "# nothing left\n"), ("vae_fmnist", "")):
+        tuning = tmp_path / "cpu" / task / "tuning"
+        tuning.mkdir(parents=True)
+        (tuning / "tuned_table.csv").write_text("task\n")
+        (tuning / "widen.sh").write_text("set -e\n")
+        (tuning / "evaluate.sh").write_text(evaluate)
+    (tuning / "evaluate.sh").write_text(
+        "python main.py -m experiment=tuned_eval task=vae_fmnist hparams=paper_v1 "
+        "optimizer=adamo seed=10,20\n"
+    )
+    campaign.main(["all", "--dry"])
+    out = capsys.readouterr().out
+    assert f"vae_mnist: protocol complete already; tables in {tmp_path}/cpu/vae_mnist/tuning" in out
+    assert "mlp_diabetes: skipped, budget=cpu has no step budget for task mlp_diabetes " in out
+    assert "+ main.py -m experiment=tuned experiment_name=grid task=vae_fmnist " in out
+    assert "+ main.py -m experiment=tuned experiment_name=grid task=vae_mnist " not in out
+    assert out.rstrip().endswith(f"vae_fmnist: dry, nothing run; tables in {tuning}")
+    with pytest.raises(SystemExit) as stopped:  # one task named outright: refused up front
+        campaign.main(["mlp_diabetes", "--dry"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err == (
+        "campaign.py: error: budget=cpu has no step budget for task mlp_diabetes "
+        "(configs/budget/cpu.yaml): fix one from its measured step cost before its runs\n"
+    )
