@@ -458,7 +458,14 @@ def main(argv: list[str] | None = None) -> None:
                 else tuned_table(evaluation, chosen, args.window or WINDOW, args.fraction)
             )
         except ValueError as e:
-            parser.exit(2, f"{parser.prog}: error: {e}\n")
+            if not (v2 and commands):  # with runs still to come, the table waits for them
+                parser.exit(2, f"{parser.prog}: error: {e}\n")
+            table = pd.DataFrame()
+        if table.empty and v2 and commands:
+            runs = f"{len(commands)} multirun{'s' * (len(commands) != 1)}"
+            print(f"the evaluation lacks {runs} (evaluate.sh): no table yet")
+            print(f"tuning: {out} (evaluation commands: {out / 'evaluate.sh'})")
+            return
         if table.empty:
             parser.exit(2, f"{parser.prog}: error: no run at a chosen rate in the evaluation\n")
         table.to_csv(out / "tuned_table.csv", index=False)

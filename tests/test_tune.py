@@ -350,3 +350,20 @@ def test_the_script_refuses_what_it_cannot_tune_in_one_line_and_exit_2(
         assert exit_.value.code == 2, args
         assert capsys.readouterr().err == f"tune.py: error: {line}\n", args
     assert not (out / "tuned_table.csv").exists()
+
+
+def test_v2_an_evaluation_cut_off_before_its_baseline_waits_for_it(
+    grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Evaluation runs of SGDO alone (the campaign cut off before CM's): no T yet, so no table,
+    and evaluate.sh lists what is missing; not an error that stops the campaign's resume."""
+    partial = tmp_path / "partial" / "mlp_diabetes"
+    for folder in (grid / "mlp_diabetes").glob("sgdo_g0_*"):
+        shutil.copytree(folder, partial / folder.name)
+    out = tmp_path / "out"
+    args = [str(grid), "--window", str(WINDOW), "--seeds", "1,2", "--out", str(out)]
+    tune.main([*args, "--evaluation", str(partial.parent)])
+    assert "the evaluation lacks 1 multirun (evaluate.sh): no table yet" in capsys.readouterr().out
+    (waiting,) = (out / "evaluate.sh").read_text().splitlines()  # CM, chosen at the task's rate
+    assert "optimizer=sgd_momentum " in waiting and "seed=1,2 " in waiting, waiting
+    assert not (out / "tuned_table.csv").exists()
