@@ -36,5 +36,5 @@ report: $(VENV)/.installed
 device-dry: $(VENV)/.installed
 	$(PY) scripts/device_check.py --dry --out $${TMPDIR:-/tmp}/overshoot-device-dry
 
-campaign: $(VENV)/.installed  # make campaign TASK=vae_mnist [ARGS=--budget cpu]: what it lacks
+campaign: $(VENV)/.installed  # make campaign TASK=vae_mnist|all [ARGS=--budget cpu]: what it lacks
 	$(PY) scripts/campaign.py $(TASK) $(ARGS)
