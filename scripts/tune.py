@@ -249,7 +249,8 @@ def tuned_table_v2(
 ) -> pd.DataFrame:
     """Protocol v2's evaluation (results/tuned_v2/README.md, 6-7): each optimizer at its chosen
     rate on the evaluation seeds against the tuned baseline, at T from the task-rate baseline
-    with the task's window W, and at the paper's T with W = 400 for its index."""
+    with the task's window W, and at the paper's T with W = 400 for its index. A family whose
+    baseline has no rate (none of its grid kept every tuning seed) has no rows."""
     picks = chosen[(chosen["rule"] == "steps") & chosen["rate"].notna()]
     picks = picks.set_index(["task", "optimizer"])
     curves: dict[tuple[str, str], dict[int, tuple[np.ndarray, bool]]] = {}
@@ -270,6 +271,8 @@ def tuned_table_v2(
     for (task, optimizer), seeds in sorted(curves.items()):
         family = str(picks.at[(task, optimizer), "family"])
         baseline = DEFAULT_BASELINES[family]
+        if (task, baseline) not in picks.index:
+            continue  # no rate of the baseline's grid kept every seed: nothing to compare with
         if (task, family) not in task_rate:
             raise ValueError(
                 f"{task}: no finished {baseline} run at the task's rate among the evaluation "
@@ -304,6 +307,13 @@ def tuned_table_v2(
         protocol_v2.verdict(r, bases.loc[(r.task, r.family)]) for r in table.itertuples()
     ]
     return table.reset_index(drop=True)
+
+
+def untuned_baselines(chosen: pd.DataFrame) -> pd.DataFrame:
+    """The baselines (CM, AdamW) that protocol v2 gave no rate."""
+    steps = chosen[chosen["rule"] == "steps"]
+    baselines = steps["optimizer"] == steps["family"].map(DEFAULT_BASELINES)
+    return steps[baselines & steps["rate"].isna()]
 
 
 def tuned_markdown(table: pd.DataFrame) -> str:
@@ -461,6 +471,11 @@ def main(argv: list[str] | None = None) -> None:
             if not (v2 and commands):  # with runs still to come, the table waits for them
                 parser.exit(2, f"{parser.prog}: error: {e}\n")
             table = pd.DataFrame()
+        if v2:
+            for r in untuned_baselines(chosen).itertuples():
+                print(
+                    f"{r.task} {r.family}: no tuned baseline ({r.optimizer} has no rate), no rows"
+                )
         if table.empty and v2 and commands:
             runs = f"{len(commands)} multirun{'s' * (len(commands) != 1)}"
             print(f"the evaluation lacks {runs} (evaluate.sh): no table yet")

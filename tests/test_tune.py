@@ -367,3 +367,21 @@ def test_v2_an_evaluation_cut_off_before_its_baseline_waits_for_it(
     (waiting,) = (out / "evaluate.sh").read_text().splitlines()  # CM, chosen at the task's rate
     assert "optimizer=sgd_momentum " in waiting and "seed=1,2 " in waiting, waiting
     assert not (out / "tuned_table.csv").exists()
+
+
+def test_v2_a_family_whose_baseline_has_no_rate_has_no_rows(
+    grid: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """VAE-FM's CM: no rate of its grid kept every tuning seed, so its family has nothing to be
+    compared with; its table has no rows of the family rather than stopping on the missing T."""
+    from scripts import protocol_v2
+
+    records, _ = read_sources([grid])
+    windows = {"mlp_diabetes": WINDOW}
+    chosen = protocol_v2.choose(tune.rate_grid(records, WINDOW, 0.95))
+    assert len(tune.tuned_table_v2(records, chosen, windows, 0.95)) == 2  # CM and SGDO γ0
+    cm = chosen["optimizer"] == "sgd_momentum"
+    chosen.loc[cm, "rate"] = math.nan
+    assert tune.untuned_baselines(chosen)["optimizer"].tolist() == ["sgd_momentum"]
+    without = [r for r in records if not r.key.optimizer.startswith("sgd_momentum")]
+    assert tune.tuned_table_v2(without, chosen, windows, 0.95).empty
