@@ -200,6 +200,8 @@ def plot_curves(curves: dict[tuple[str, float], pd.Series], table: pd.DataFrame,
             ax.axhline(rows["threshold"].iloc[0], color="grey", ls="--", lw=0.8, label="T")
             ax.set_yscale("log")
             ax.legend(fontsize=7)
+        else:  # the tuned table has no row of the family: its baseline has no rate
+            ax.text(0.5, 0.5, "no tuned baseline", ha="center", transform=ax.transAxes)
         ax.set(xlabel="step", ylabel="loss at deployed weights (seed mean)", title=family)
     task = str(table["task"].iloc[0])
     fig.suptitle(f"{task}: chosen rates, evaluation seeds")
