@@ -1,0 +1,12 @@
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=adamo optimizer.overshoot=3 task.adam.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=adamo optimizer.overshoot=5 task.adam.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=adamo optimizer.overshoot=7 task.adam.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=adamw optimizer.overshoot=3 task.adam.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=adamw optimizer.overshoot=3 task.adam.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=nadam optimizer.overshoot=3 task.adam.lr=0.002 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgd_momentum optimizer.overshoot=3 task.sgd.lr=0.016 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgd_momentum optimizer.overshoot=3 task.sgd.lr=0.001 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgd_nesterov optimizer.overshoot=3 task.sgd.lr=0.016 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgdo optimizer.overshoot=3 task.sgd.lr=0.016 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgdo optimizer.overshoot=5 task.sgd.lr=0.016 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
+python main.py -m experiment=tuned_eval experiment_name=grid_eval task=2c2d_fmnist hparams=paper_v1 optimizer=sgdo optimizer.overshoot=7 task.sgd.lr=0.016 seed=10,20,30,40,50,60,70,80,90,100 vectorize=true
