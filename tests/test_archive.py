@@ -74,24 +74,29 @@ def test_the_report_from_the_archive_equals_the_report_from_the_folders(
     assert steps["n_censored"].max() == 1  # the diverged CM seed, from the archive too
 
 
-def test_nothing_is_rounded_and_equal_losses_are_stored_once(grid: Path, tmp_path: Path) -> None:
+def test_nothing_is_rounded_and_only_what_tables_read_is_stored(grid: Path, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     pack([grid], archive)
     steps = pd.read_parquet(archive / "steps.parquet")  # pandas reads it without our code
     assert steps["loss_base"].dtype == np.float32  # float32 runs: four bytes a value
     for record in read_archive(archive):
         csv = pd.read_csv(record.key.folder(grid.parents[0]) / "steps.csv")
-        for column in ("loss", "loss_base"):
-            np.testing.assert_array_equal(record.steps[column].to_numpy(), csv[column].to_numpy())
-    cm = steps[(steps["optimizer"] == "sgd_momentum") & (steps["seed"] == 0)]
-    sgdo = steps[(steps["optimizer"] == "sgdo_g5") & (steps["seed"] == 0)]
-    assert cm["loss"].isna().all() and sgdo["loss"].notna().all()
+        np.testing.assert_array_equal(record.steps["step"], csv["step"])
+        np.testing.assert_array_equal(record.steps["loss_base"], csv["loss_base"])
+    # the held weights' loss (an Overshoot run's own, unlike its loss_base) is read by no table
+    sgdo = pd.read_csv(
+        RunPath("grid", "mlp_diabetes", "sgdo_g5", 0).folder(grid.parent) / "steps.csv"
+    )
+    assert not np.array_equal(sgdo["loss"], sgdo["loss_base"])
+    assert list(steps.columns) == ["experiment", "task", "optimizer", "seed", "step", "loss_base"]
     runs = pd.read_parquet(archive / "runs.parquet")
     assert len(runs) == 9 and set(runs["status"]) == {"finished", "diverged"}
 
     high = run_grid(tmp_path, "high", [(["optimizer=sgdo", "precision=high"], [0])])
     pack([high], tmp_path / "archive64")
-    assert pd.read_parquet(tmp_path / "archive64" / "steps.parquet")["loss"].dtype == np.float64
+    assert (
+        pd.read_parquet(tmp_path / "archive64" / "steps.parquet")["loss_base"].dtype == np.float64
+    )
     (record,) = read_archive(tmp_path / "archive64")
     csv = pd.read_csv(
         RunPath("high", "mlp_diabetes", "sgdo_g5", 0).folder(high.parent) / "steps.csv"

@@ -42,20 +42,30 @@ def test_results_readme_commands_compose_and_report_into_their_folder(readme: Pa
 
 
 RUN = re.compile(r"/(seed=|members-)")  # run folders: git-ignored, not tables
-# What turns runs into a folder's tables; cross_task.py reads the tasks' tuned tables beside them.
-DERIVE = ("scripts/report.py", "scripts/tune.py", "scripts/cross_task.py")
+# What turns runs into a folder's tables; the last two read committed tables, not archives:
+# cross_task.py the tasks' tuned tables, members_vs_separate.py two reports' per-seed crossings.
+DERIVE = (
+    "scripts/report.py",
+    "scripts/tune.py",
+    "scripts/cross_task.py",
+    "scripts/members_vs_separate.py",
+)
+FROM_TABLES = DERIVE[2:]
 ARCHIVED = [r for r in READMES if any(r.parent.rglob("archive/runs.parquet"))]
+# Folders whose tables re-derive from what is committed: an archive, or other folders' tables.
+DERIVED = [r for r in READMES if r in ARCHIVED or any(s in r.read_text() for s in FROM_TABLES)]
 
 
 def test_every_results_folder_ships_an_archive_or_says_why_not() -> None:
     for readme in READMES:
         assert readme in ARCHIVED or "no archive" in readme.read_text(), readme.parent.name
     assert ARCHIVED, "no committed archive: the byte-for-byte test below would test nothing"
+    assert set(DERIVED) > set(ARCHIVED), "no folder derived from committed tables alone"
 
 
 def derivations(readme: Path) -> list[list[str]]:
     """The README's commands that derive tables (the report, or tune.py for a tuning grid)
-    from committed archives, or cross_task.py from the tasks' tuned tables, as script and
+    from committed archives, or a FROM_TABLES script from committed tables, as script and
     arguments: the first one writing each folder (the
     re-derive block comes first; a later one into that folder is a step of redoing the runs);
     at least one."""
@@ -63,25 +73,26 @@ def derivations(readme: Path) -> list[list[str]]:
     for command in commands(readme):
         script = next((s for s in DERIVE if s in command), None)
         source = command[command.index(script) + 1] if script is not None else ""
-        if script == DERIVE[2] or source.endswith("/archive"):
+        if script in FROM_TABLES or source.endswith("/archive"):
             argv = command[command.index(script) + 1 :]
             found.setdefault(argv[argv.index("--out") + 1], [script, *argv])
-    assert found, f"{readme}: no command derives tables from an archive"
+    assert found, f"{readme}: no command derives tables from what is committed"
     return list(found.values())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("readme", ARCHIVED, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("readme", DERIVED, ids=lambda p: p.parent.name)
 def test_committed_tables_rederive_from_the_archive_byte_for_byte(
     readme: Path, tmp_path: Path
 ) -> None:
-    """Each of the README's commands that derive tables from the committed archives writes
-    every table it wrote again, byte for byte."""
+    """Each of the README's commands that derive tables from the committed archives (or
+    tables) writes every table it wrote again, byte for byte."""
     from scripts.cross_task import main as cross_task_main
+    from scripts.members_vs_separate import main as members_main
     from scripts.report import main as report_main
     from scripts.tune import main as tune_main
 
-    mains = dict(zip(DERIVE, (report_main, tune_main, cross_task_main), strict=True))
+    mains = dict(zip(DERIVE, (report_main, tune_main, cross_task_main, members_main), strict=True))
 
     for n, (script, *argv) in enumerate(derivations(readme)):
         out = RESULTS.parent / argv[argv.index("--out") + 1]

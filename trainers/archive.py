@@ -2,13 +2,15 @@
 pandas reads as they are, small enough to commit and to bring back from another machine.
 
 ``runs.parquet``: one row per run, its key (experiment, task, optimizer, seed), status, and its
-``config.yaml`` and ``meta.json`` verbatim. ``steps.parquet``: the key, ``step``, ``loss_base``
-and ``loss`` in the dtype the run recorded (float32, or float64 for ``precision=high``), so
-nothing is rounded; a run whose ``loss`` equals its ``loss_base`` at every step (a baseline, an
-optimizer that holds its deployable weights) stores ``loss`` as null. ``evals.parquet``: the
-key and each evaluation. Parquet because it is columnar and typed (one float32 is four bytes,
-not CSV's twenty characters), compressed per column (floats split by byte and zstd'd, steps
-delta-coded), and read by pandas, pyarrow, polars or DuckDB without this code.
+``config.yaml`` and ``meta.json`` verbatim. ``steps.parquet``: the key, ``step`` and
+``loss_base`` (the loss at the weights a user deploys, which every table and figure reads) in the
+dtype the run recorded (float32, or float64 for ``precision=high``), so nothing is rounded. The
+loss at the held weights (``loss``: an Overshoot run's overshot weights) is not archived: no table
+reads it, it was a third of a steps file, and it stays in the run folder's ``steps.csv`` and its
+TensorBoard log. ``evals.parquet``: the key and each evaluation. Parquet because it is columnar
+and typed (one float32 is four bytes, not CSV's twenty characters), compressed per column
+(floats split by byte and zstd'd, steps delta-coded), and read by pandas, pyarrow, polars or
+DuckDB without this code.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ HELD_ELSEWHERE = "held by another process (still training)"  # why a run is not 
 # Settings that say where or how a run was filed, not what it computed.
 NOT_SETTINGS = {*RELAUNCH_KEYS, "job_name", "experiment_name"}
 FILES = ("runs.parquet", "steps.parquet", "evals.parquet")
-STEP_COLUMNS = ["step", "loss_base", "loss"]
+STEP_COLUMNS = ["step", "loss_base"]  # what an archive keeps of steps.csv
 
 
 @dataclass
@@ -58,7 +60,7 @@ class RunRecord:
     key: RunPath
     config_yaml: str
     meta: dict[str, Any]
-    steps: pd.DataFrame  # step, loss_base, loss (float64; float32 runs' values are float32s)
+    steps: pd.DataFrame  # step, loss_base (float64; float32 runs' values are float32s)
     evals: pd.DataFrame  # stage, epoch, step, loss, accuracy
     source: str
 
@@ -131,17 +133,13 @@ def read_archive(path: Path) -> list[RunRecord]:
         key = (row.experiment, row.task, row.optimizer, row.seed)
         meta = json.loads(row.meta_json)
         own = step_groups[key].reset_index(drop=True)
-        if own["loss"].isna().all():  # stored once: equal to loss_base at every step
-            own["loss"] = own["loss_base"]
         evals_of = eval_groups.get(key, pd.DataFrame(columns=KEY))
         records.append(
             RunRecord(
                 RunPath(row.experiment, row.task, row.optimizer, int(row.seed)),
                 row.config_yaml,
                 meta,
-                own[STEP_COLUMNS].astype(
-                    {"step": "int64", "loss_base": "float64", "loss": "float64"}
-                ),
+                own[STEP_COLUMNS].astype({"step": "int64", "loss_base": "float64"}),
                 evals_of.drop(columns=KEY).reset_index(drop=True),
                 str(path),
             )
@@ -183,14 +181,12 @@ def write_archive(records: list[RunRecord], out: Path) -> None:
         ],
         columns=[*KEY, "status", "config_yaml", "meta_json"],
     )
-    exact = all(float32_exact(r.steps[c]) for r in records for c in ("loss", "loss_base"))
+    exact = all(float32_exact(r.steps["loss_base"]) for r in records)
     wide = "float32" if exact else "float64"  # the dtype the runs recorded: nothing rounded
-    parts = []
-    for k, r in zip(keys, records, strict=True):
-        steps = r.steps[STEP_COLUMNS].astype({"loss": wide, "loss_base": wide})
-        if np.array_equal(steps["loss"], steps["loss_base"], equal_nan=True):
-            steps["loss"] = np.nan
-        parts.append(steps.assign(**dict(zip(KEY, k, strict=True))))
+    parts = [
+        r.steps[STEP_COLUMNS].astype({"loss_base": wide}).assign(**dict(zip(KEY, k, strict=True)))
+        for k, r in zip(keys, records, strict=True)
+    ]
     steps = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=STEP_COLUMNS)
     keyed = [
         r.evals.assign(**dict(zip(KEY, k, strict=True))) for k, r in zip(keys, records, strict=True)
@@ -199,7 +195,7 @@ def write_archive(records: list[RunRecord], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "runs.parquet", _parquet(runs))
     typed = _typed_steps(steps, wide)
-    write_atomic(out / "steps.parquet", _parquet(typed, floats=["loss_base", "loss"]))
+    write_atomic(out / "steps.parquet", _parquet(typed, floats=["loss_base"]))
     write_atomic(out / "evals.parquet", _parquet(evals))
 
 
@@ -215,7 +211,6 @@ def _typed_steps(steps: pd.DataFrame, wide: str) -> pd.DataFrame:
             "seed": steps["seed"].astype("int32"),
             "step": steps["step"].astype("int32"),
             "loss_base": steps["loss_base"].astype(wide),
-            "loss": steps["loss"].astype(wide),
         }
     )
 
@@ -267,7 +262,7 @@ def check_same(a: RunRecord, b: RunRecord) -> None:
 def unpack(record: RunRecord, folder: Path) -> None:
     """Write ``record`` as the run folder ``folder`` (config.yaml and meta.json as they were,
     steps.csv and evals.csv with the archived columns): a relaunch finds it ended."""
-    steps = record.steps.astype({"loss": "float64", "loss_base": "float64"})
+    steps = record.steps.astype({"loss_base": "float64"})
     columns = [c for c in STEP_FIELDS if c in steps]
     write_atomic(folder / "config.yaml", record.config_yaml)
     write_atomic(folder / "steps.csv", steps[columns].to_csv(index=False))
