@@ -15,7 +15,10 @@ training S seeds as members of one job (``vectorize=true``) against the plain si
 doing the same work per seed (the training step and the base-weights forward).
 
     python scripts/bench_harness.py [--task mlp_housing] [--optimizer sgdo] [--steps 4000]
-                                    [--device cpu|cuda] [--vectorize S]
+                                    [--device cpu|cuda] [--vectorize S] [OVERRIDE ...]
+
+Trailing Hydra overrides go to both sides (e.g. ``+trainer.limit_test_batches=1``, which
+device_check's dry run passes so the final test does not outlast ten steps).
 """
 
 from __future__ import annotations
@@ -222,9 +225,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--vectorize", type=int, default=0, metavar="S", help="members")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sides")
     args = parser.parse_args()
     trainer = ["trainer=gpu", "precision=32-true"] if args.device == "cuda" else ["trainer=cpu"]
-    overrides = [f"task={args.task}", f"optimizer={args.optimizer}", *trainer]
+    overrides = [f"task={args.task}", f"optimizer={args.optimizer}", *trainer, *args.overrides]
     steps, skip, device = args.steps, args.skip, args.device
     if args.vectorize:
         vectorized(overrides, steps, skip, device, args.vectorize, args.repeats)

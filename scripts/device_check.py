@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     py = [sys.executable]
     device = "cpu" if args.dry else "cuda"
     env["OVERSHOOT_TEST_DEVICE"] = device
-    trainer = ["trainer=cpu"] if args.dry else ["trainer=gpu"]
+    # dry: one batch of each evaluation (the full test sets took most of the dry run's time)
+    one_batch = ["+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
+    trainer = ["trainer=cpu", *one_batch] if args.dry else ["trainer=gpu"]
     ok = step(log, "CUDA tests", [*py, "-m", "pytest", "-q", "tests/test_cuda.py"], 180, env)
     bench = [*py, "scripts/bench_optimizers.py", "--device", device]
     bench += ["--models", "mlp"] if args.dry else ["--steps", "200"]
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ):  # dry: each kind once
         members = [*py, "scripts/bench_harness.py", "--task", task, "--device", device]
         members += ["--vectorize", "2" if args.dry else "10", "--repeats", "1" if args.dry else "2"]
-        members += ["--steps", "10", "--skip", "5"] if args.dry else ["--steps", "600"]
+        dry = ["--steps", "10", "--skip", "5", *one_batch, "members.apart=false"]  # as on a GPU
+        members += dry if args.dry else ["--steps", "600"]
         ok &= step(log, f"members benchmark, {task}", members, 90, env)
     for task, optimizers in GRIDS[:1] if args.dry else GRIDS:
         if left() < 30:

@@ -12,12 +12,14 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 
 class Interrupted(Exception):
